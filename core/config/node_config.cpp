@@ -1,0 +1,341 @@
+#include "config/node_config.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <utility>
+
+namespace emsnode::config {
+namespace {
+
+// The components that log under their own name; a plugin's level is set in its own section.
+constexpr std::string_view kComponents[] = {"main", "config", "host"};
+constexpr std::string_view kLevelsExpected =
+    "(expected one of: trace, debug, info, warning, error)";
+constexpr std::size_t kMaxNodeIdLength = 64;
+constexpr std::size_t kMaxPluginIdLength = 64;
+constexpr double kMinPluginTimeoutMs = 100;
+constexpr double kMaxPluginTimeoutMs = 10 * 60 * 1000;
+
+bool is_lower(char c) {
+  return c >= 'a' && c <= 'z';
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+bool is_letter(char c) {
+  return is_lower(c) || (c >= 'A' && c <= 'Z');
+}
+bool is_hex(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+bool valid_plugin_id(std::string_view id) {
+  return !id.empty() && id.size() <= kMaxPluginIdLength && is_lower(id.front()) &&
+         std::all_of(id.begin(), id.end(),
+                     [](char c) { return is_lower(c) || is_digit(c) || c == '_' || c == '-'; });
+}
+
+std::string check_level(const Value& value) {
+  const auto& name = std::get<std::string>(value);
+  if (log::parse_level(name)) return {};
+  return quote(name) + " is not a log level " + std::string(kLevelsExpected);
+}
+
+std::string check_node_id(const Value& value) {
+  const auto& id = std::get<std::string>(value);
+  const bool valid =
+      !id.empty() && id.size() <= kMaxNodeIdLength && std::all_of(id.begin(), id.end(), [](char c) {
+        return is_letter(c) || is_digit(c) || c == '-' || c == '_' || c == '.';
+      });
+  if (valid) return {};
+  return quote(id) + " is not a node id (expected 1 to 64 letters, digits, '-', '_' or '.')";
+}
+
+// A host name, an IPv4 address or an IPv6 address, without a port: peers add their own.
+std::string check_host(const Value& value) {
+  const auto& host = std::get<std::string>(value);
+  const bool name = std::all_of(host.begin(), host.end(), [](char c) {
+    return is_letter(c) || is_digit(c) || c == '-' || c == '_' || c == '.';
+  });
+  const bool ipv6 = std::count(host.begin(), host.end(), ':') >= 2 &&
+                    std::all_of(host.begin(), host.end(),
+                                [](char c) { return is_hex(c) || c == ':' || c == '.'; });
+  if (!host.empty() && (name || ipv6)) return {};
+  return quote(host) + " is not a host (expected a host name or an IP address, without a port)";
+}
+
+std::string check_dirs(const Value& value) {
+  const auto& dirs = std::get<std::vector<std::string>>(value);
+  for (std::size_t i = 0; i < dirs.size(); ++i) {
+    if (dirs[i].empty()) {
+      return "entry " + std::to_string(i) + " is empty (expected a folder)";
+    }
+  }
+  return {};
+}
+
+// A backend this build has, refusing by name the ones that are planned but not built yet.
+std::function<std::string(const Value&)> backend_check(std::string available, std::string planned,
+                                                       std::string what) {
+  return [=](const Value& value) -> std::string {
+    const auto& backend = std::get<std::string>(value);
+    if (backend == available) return {};
+    const std::string expected = " (expected " + quote(available) + ")";
+    if (backend == planned) {
+      return quote(backend) + " is not available in this build yet" + expected;
+    }
+    return quote(backend) + " is not " + what + expected;
+  };
+}
+
+Field make_field(std::string name, Type type, std::string description,
+                 std::optional<Value> default_value = std::nullopt) {
+  Field field;
+  field.name = std::move(name);
+  field.type = type;
+  field.description = std::move(description);
+  field.default_value = std::move(default_value);
+  return field;
+}
+
+Field level_field(std::string name, std::string description,
+                  std::optional<Value> default_value = std::nullopt) {
+  Field field =
+      make_field(std::move(name), Type::string, std::move(description), std::move(default_value));
+  field.check = check_level;
+  return field;
+}
+
+Field timeout_field(std::string name, std::string description, std::chrono::milliseconds value) {
+  Field field = make_field(std::move(name), Type::duration, std::move(description), value);
+  field.min = kMinPluginTimeoutMs;
+  field.max = kMaxPluginTimeoutMs;
+  return field;
+}
+
+Schema make_node_schema() {
+  using namespace std::chrono_literals;
+  Schema node;
+  Field id = make_field("id", Type::string,
+                        "the node's id, unique in the cluster: 1 to 64 letters, digits, '-', "
+                        "'_' or '.'");
+  id.required = true;
+  id.check = check_node_id;
+  Field address =
+      make_field("address", Type::string, "how operators and the other nodes reach this one",
+                 std::string("127.0.0.1"));
+  address.check = check_host;
+  node.fields = {std::move(id), std::move(address),
+                 make_field("data_dir", Type::path, "node-local state", std::string("var")),
+                 make_field("backup_dir", Type::path,
+                            "this node's own backups, never shared with another node; "
+                            "default <data_dir>/backup")};
+
+  Schema log;
+  Field format = make_field("format", Type::string, "text, or json (one object per line)",
+                            std::string("text"));
+  format.choices = {"text", "json"};
+  log.fields = {
+      std::move(format),
+      level_field("level", "for components not named in [log.levels]", std::string("info")),
+      make_field("console", Type::boolean, "to standard error", true),
+      make_field("file", Type::path, "appended to; reopened on SIGHUP"),
+      make_field("syslog", Type::boolean, "local syslog, facility daemon", false)};
+  Schema levels;
+  for (const auto& component : kComponents) {
+    levels.fields.push_back(level_field(
+        std::string(component), "the level of the " + std::string(component) + " component"));
+  }
+  log.tables.emplace("levels", std::move(levels));
+
+  Schema database;
+  Field db_backend =
+      make_field("backend", Type::string, "sqlite (single host)", std::string("sqlite"));
+  db_backend.check = backend_check("sqlite", "postgresql", "a database backend");
+  database.fields = {
+      std::move(db_backend),
+      make_field("path", Type::path, "the SQLite file; default <data_dir>/emsnode.db"),
+      make_field("migrate", Type::boolean, "whether this node may create and upgrade the schema",
+                 false)};
+
+  Schema store;
+  Field store_backend =
+      make_field("backend", Type::string, "share (a directory on a mounted network share)",
+                 std::string("share"));
+  store_backend.check = backend_check("share", "blob", "a store backend");
+  store.fields = {std::move(store_backend),
+                  make_field("path", Type::path, "the share directory; default <data_dir>/share")};
+
+  Schema plugin_host;
+  Field dirs =
+      make_field("dirs", Type::strings, "more plugin directories, searched after the built-in one",
+                 std::vector<std::string>{});
+  dirs.check = check_dirs;
+  plugin_host.fields = {
+      std::move(dirs), timeout_field("start_timeout", "how long a plugin's start() may take", 10s),
+      timeout_field("stop_deadline", "how long a plugin's stop() may take before it is faulted",
+                    5s)};
+
+  Schema root;
+  root.tables.emplace("node", std::move(node));
+  root.tables.emplace("log", std::move(log));
+  root.tables.emplace("database", std::move(database));
+  root.tables.emplace("store", std::move(store));
+  root.tables.emplace("plugin_host", std::move(plugin_host));
+  return root;
+}
+
+// The keys of a [plugins.<id>] section that the host reads itself.
+const Schema& plugin_host_keys_schema() {
+  static const Schema schema = [] {
+    Schema s;
+    s.fields = {make_field("enabled", Type::boolean, "whether the plugin is loaded", true),
+                level_field("log_level", "the level of the plugin's log records")};
+    return s;
+  }();
+  return schema;
+}
+
+template <typename T>
+const T& required_value(const Values& values, std::string_view key) {
+  const T* value = values.get<T>(key);
+  assert(value && "every key read here has a default or is required");
+  return *value;
+}
+
+std::filesystem::path path_or(Values& values, const std::string& key,
+                              const std::filesystem::path& fallback) {
+  if (const auto* text = values.get<std::string>(key)) return *text;
+  values.set(key, fallback.string());
+  return fallback;
+}
+
+log::Level level_of(const std::string& name) {
+  // Validation already refused any name parse_level does not know.
+  return log::parse_level(name).value_or(log::Level::info);
+}
+
+std::vector<PluginSection> take_plugin_sections(toml::table& root, const Context& context,
+                                                Values& values) {
+  toml::node* node = root.get("plugins");
+  if (!node) return {};
+  toml::table* plugins = node->as_table();
+  if (!plugins) {
+    throw ConfigError::at(*node, context.file,
+                          "plugins: expected a table of [plugins.<id>] sections, got " +
+                              std::string(node_kind(*node)));
+  }
+
+  std::vector<std::pair<const toml::key*, toml::node*>> entries;
+  for (auto&& [key, section] : *plugins) entries.emplace_back(&key, &section);
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+    return a.first->source().begin < b.first->source().begin;
+  });
+
+  std::vector<PluginSection> sections;
+  for (const auto& [key, section] : entries) {
+    const std::string id(key->str());
+    if (!valid_plugin_id(id)) {
+      throw ConfigError::at(key->source(), context.file,
+                            "[plugins] " + quote(id) +
+                                " is not a plugin id (expected a lowercase letter, then up to 63 "
+                                "lowercase letters, digits, '_' or '-')");
+    }
+    toml::table* table = section->as_table();
+    if (!table) {
+      throw ConfigError::at(
+          *section, context.file,
+          "[plugins] " + id + ": expected a table, got " + std::string(node_kind(*section)));
+    }
+
+    // Only `enabled` and `log_level` are the host's: the plugin's own keys pass untouched.
+    Context host_keys_context{context.file, context.base_dir, {}, "plugins." + id};
+    const auto& host_fields = plugin_host_keys_schema().fields;
+    for (auto&& [name, value] : *table) {
+      const std::string_view key_name = name.str();
+      const bool host_key = std::any_of(host_fields.begin(), host_fields.end(),
+                                        [key_name](const Field& f) { return f.name == key_name; });
+      if (!host_key) host_keys_context.reserved_keys.emplace_back(key_name);
+    }
+    const Values host_keys = validate(*table, plugin_host_keys_schema(), host_keys_context);
+    for (const auto& [name, value] : host_keys.all()) {
+      values.set("plugins." + id + "." + name, value, host_keys.source(name));
+    }
+
+    PluginSection plugin;
+    plugin.id = id;
+    plugin.enabled = required_value<bool>(host_keys, "enabled");
+    if (const auto* level = host_keys.get<std::string>("log_level")) {
+      plugin.log_level = level_of(*level);
+    }
+    // Moved, not copied: toml++ copies drop the source positions the host reports errors at.
+    plugin.settings = std::move(*table);
+    for (const auto& field : host_fields) plugin.settings.erase(field.name);
+    sections.push_back(std::move(plugin));
+  }
+  return sections;
+}
+
+NodeConfig from_document(toml::table root, const std::filesystem::path& file) {
+  NodeConfig config;
+  config.file = std::filesystem::absolute(file).lexically_normal();
+  const Context context{file.string(), config.file.parent_path(), {"plugins"}, ""};
+  config.values = validate(root, node_schema(), context);
+  Values& values = config.values;
+
+  config.node_id = required_value<std::string>(values, "node.id");
+  config.address = required_value<std::string>(values, "node.address");
+  config.data_dir = required_value<std::string>(values, "node.data_dir");
+  config.backup_dir = path_or(values, "node.backup_dir", config.data_dir / "backup");
+
+  config.log.format = required_value<std::string>(values, "log.format") == "json"
+                          ? log::Format::json
+                          : log::Format::text;
+  config.log.level = level_of(required_value<std::string>(values, "log.level"));
+  for (const auto& component : kComponents) {
+    if (const auto* level = values.get<std::string>("log.levels." + std::string(component))) {
+      config.log.levels.emplace(std::string(component), level_of(*level));
+    }
+  }
+  config.log.console = required_value<bool>(values, "log.console");
+  if (const auto* log_file = values.get<std::string>("log.file")) config.log.file = *log_file;
+  config.log.syslog = required_value<bool>(values, "log.syslog");
+
+  config.database.backend = required_value<std::string>(values, "database.backend");
+  config.database.path = path_or(values, "database.path", config.data_dir / "emsnode.db");
+  config.database.migrate = required_value<bool>(values, "database.migrate");
+
+  config.store.backend = required_value<std::string>(values, "store.backend");
+  config.store.path = path_or(values, "store.path", config.data_dir / "share");
+
+  std::vector<std::string> dirs;
+  for (const auto& dir : required_value<std::vector<std::string>>(values, "plugin_host.dirs")) {
+    config.plugin_host.dirs.push_back(resolve_path(dir, context.base_dir));
+    dirs.push_back(config.plugin_host.dirs.back().string());
+  }
+  values.set("plugin_host.dirs", std::move(dirs), values.source("plugin_host.dirs"));
+  config.plugin_host.start_timeout =
+      required_value<std::chrono::milliseconds>(values, "plugin_host.start_timeout");
+  config.plugin_host.stop_deadline =
+      required_value<std::chrono::milliseconds>(values, "plugin_host.stop_deadline");
+
+  config.plugins = take_plugin_sections(root, context, values);
+  return config;
+}
+
+}  // namespace
+
+const Schema& node_schema() {
+  static const Schema schema = make_node_schema();
+  return schema;
+}
+
+NodeConfig load_node_config(const std::filesystem::path& file) {
+  return from_document(parse_file(file), file);
+}
+
+NodeConfig parse_node_config(std::string_view text, const std::filesystem::path& file) {
+  return from_document(parse_text(text, file.string()), file);
+}
+
+}  // namespace emsnode::config

@@ -1,0 +1,68 @@
+// The node's own configuration (node.toml): what every section means, its defaults and limits.
+// Plugin sections ([plugins.<id>]) are kept as written; the plugin host validates each against
+// the schema in that plugin's plugin.toml.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include "config/schema.hpp"
+#include "log/log.hpp"
+
+namespace emsnode::config {
+
+struct DatabaseConfig {
+  std::string backend = "sqlite";
+  std::filesystem::path path;  // sqlite: the database file
+  bool migrate = false;        // may this node create or upgrade the schema (seeds' ScriptDB=1)
+};
+
+struct StoreConfig {
+  std::string backend = "share";
+  std::filesystem::path path;  // share: the mounted share directory
+};
+
+struct PluginHostConfig {
+  std::vector<std::filesystem::path> dirs;  // searched after the built-in plugin directory
+  std::chrono::milliseconds start_timeout{10000};
+  std::chrono::milliseconds stop_deadline{5000};
+};
+
+struct PluginSection {
+  std::string id;
+  bool enabled = true;
+  std::optional<log::Level> log_level;
+  // The section without the reserved keys `enabled` and `log_level`, moved out of the parsed
+  // file so every node keeps its source position for the host's errors. toml++ drops positions
+  // when a table is copied: pass sections by reference, move them, never copy them.
+  toml::table settings;
+};
+
+struct NodeConfig {
+  std::filesystem::path file;  // absolute path of the config file
+  std::string node_id;
+  std::string address;               // how operators and peers reach this node
+  std::filesystem::path data_dir;    // node-local state
+  std::filesystem::path backup_dir;  // this node's own backups; never shared with another node
+  log::Settings log;
+  DatabaseConfig database;
+  StoreConfig store;
+  PluginHostConfig plugin_host;
+  std::vector<PluginSection> plugins;  // in file order
+  Values values;                       // everything validated, for `emsnode check` to print
+};
+
+// The schema of node.toml (without the plugin sections).
+const Schema& node_schema();
+
+// Loads and validates a node config. Relative paths resolve against the file's folder.
+// Throws ConfigError.
+NodeConfig load_node_config(const std::filesystem::path& file);
+NodeConfig parse_node_config(std::string_view text, const std::filesystem::path& file);
+
+}  // namespace emsnode::config

@@ -1,0 +1,77 @@
+// The services the host offers plugins through the C ABI (`emsnode_host_api`), and the
+// per-plugin context behind the ABI's opaque `emsnode_host_ctx`.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "config/schema.hpp"
+#include "emsnode/plugin_abi.h"
+#include "host/executor.hpp"
+#include "host/metrics.hpp"
+
+namespace emsnode::host {
+
+enum class Health { ok, degraded, failed };
+std::string_view health_name(Health health);
+
+struct HealthReport {
+  Health health = Health::ok;
+  std::string detail;
+};
+
+// What every plugin context shares with the host. Held by shared_ptr so that a plugin call the
+// host abandoned (stop past its deadline) can still use host services safely while it runs.
+struct HostShared {
+  std::string node_id;
+  std::atomic<std::uint64_t> epoch{0};
+  std::shared_ptr<MetricsRegistry> metrics;
+};
+
+// One plugin instance's view of the host; `emsnode_host_ctx*` is a pointer to one of these.
+// Thread-safe: plugins call host services from any thread.
+class PluginContext {
+ public:
+  PluginContext(std::string plugin_id, config::Values values, std::shared_ptr<HostShared> shared,
+                std::shared_ptr<TaskGroup> tasks);
+  PluginContext(const PluginContext&) = delete;
+  PluginContext& operator=(const PluginContext&) = delete;
+
+  emsnode_host_ctx* handle();
+  static PluginContext& from(emsnode_host_ctx* ctx);
+
+  const std::string& plugin_id() const { return plugin_id_; }
+  const std::string& log_component() const { return log_component_; }
+  const config::Values& values() const { return values_; }
+  HostShared& shared() { return *shared_; }
+  TaskGroup& tasks() { return *tasks_; }
+
+  // The message a failing create/start/stop left with set_error; take_error also clears it so
+  // that the next call starts without a stale message.
+  void set_error(std::string message);
+  std::string take_error();
+
+  void report_health(Health health, std::string detail);
+  void reset_health();
+  HealthReport health() const;
+
+ private:
+  const std::string plugin_id_;
+  const std::string log_component_;  // "plugin.<id>"
+  const config::Values values_;      // never modified: getters hand out views into it
+  const std::shared_ptr<HostShared> shared_;
+  const std::shared_ptr<TaskGroup> tasks_;
+
+  mutable std::mutex mutex_;
+  std::string error_;
+  HealthReport health_;
+};
+
+// The host API table: every member filled, struct_size = sizeof(emsnode_host_api).
+const emsnode_host_api& host_api();
+
+}  // namespace emsnode::host

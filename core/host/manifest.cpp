@@ -1,0 +1,142 @@
+#include "host/manifest.hpp"
+
+#include <limits>
+#include <regex>
+#include <set>
+#include <utility>
+
+#include <boost/dll/shared_library.hpp>
+
+namespace emsnode::host {
+namespace {
+
+using config::ConfigError;
+using config::Type;
+
+config::Field field(std::string name, Type type, std::string description, bool required) {
+  config::Field f;
+  f.name = std::move(name);
+  f.type = type;
+  f.description = std::move(description);
+  f.required = required;
+  return f;
+}
+
+// The top-level keys of plugin.toml. `config` is reserved: it is a schema, read by
+// schema_from_toml rather than validated as a value.
+const config::Schema& manifest_schema() {
+  static const config::Schema schema = [] {
+    config::Schema s;
+    s.fields.push_back(field("id", Type::string, "the plugin id, [a-z][a-z0-9_-]{0,63}", true));
+    s.fields.push_back(field("name", Type::string, "a human-readable name", true));
+    s.fields.push_back(field("version", Type::string, "the plugin version, e.g. 1.2.0", true));
+    s.fields.push_back(field("abi", Type::string, "the ABI built against, MAJOR.MINOR", true));
+    s.fields.push_back(field("description", Type::string, "one line on what it does", true));
+    config::Field requires_field =
+        field("requires", Type::strings, "ids of plugins started before this one", false);
+    requires_field.default_value = config::Value{std::vector<std::string>{}};
+    s.fields.push_back(std::move(requires_field));
+    return s;
+  }();
+  return schema;
+}
+
+[[noreturn]] void refuse(const config::Values& values, std::string_view key,
+                         const std::filesystem::path& file, const std::string& message) {
+  if (const auto where = values.source(key)) {
+    throw ConfigError(file.string(), where->begin.line, where->begin.column, message);
+  }
+  throw ConfigError(file.string(), 1, 1, message);
+}
+
+const std::string& required_string(const config::Values& values, std::string_view key,
+                                   const std::filesystem::path& file) {
+  const std::string* text = values.get<std::string>(key);
+  // validate() guarantees presence and type of required fields; this guards the contract.
+  if (text == nullptr) refuse(values, key, file, std::string(key) + " is required (a string)");
+  if (text->empty()) refuse(values, key, file, std::string(key) + " must not be empty");
+  return *text;
+}
+
+std::pair<std::uint16_t, std::uint16_t> parse_abi(const config::Values& values,
+                                                  const std::filesystem::path& file) {
+  static const std::regex pattern(R"(([0-9]{1,5})\.([0-9]{1,5}))");
+  const std::string& text = required_string(values, "abi", file);
+  std::smatch match;
+  const auto limit = std::numeric_limits<std::uint16_t>::max();
+  if (std::regex_match(text, match, pattern)) {
+    const unsigned long major = std::stoul(match[1].str());
+    const unsigned long minor = std::stoul(match[2].str());
+    if (major <= limit && minor <= limit) {
+      return {static_cast<std::uint16_t>(major), static_cast<std::uint16_t>(minor)};
+    }
+  }
+  refuse(values, "abi", file,
+         "abi \"" + text +
+             "\" is not MAJOR.MINOR (the EMSNODE_ABI_MAJOR.EMSNODE_ABI_MINOR of "
+             "the SDK the plugin was built with, e.g. \"1.0\")");
+}
+
+}  // namespace
+
+bool is_valid_plugin_id(std::string_view id) {
+  static const std::regex pattern("[a-z][a-z0-9_-]{0,63}");
+  return std::regex_match(id.begin(), id.end(), pattern);
+}
+
+std::string library_file_name(std::string_view id) {
+  return std::string(id) + boost::dll::shared_library::suffix().string();
+}
+
+Manifest read_manifest(const std::filesystem::path& file) {
+  const toml::table table = config::parse_file(file);
+  config::Context context;
+  context.file = file.string();
+  context.base_dir = file.parent_path();
+  context.reserved_keys = {"config"};
+  const config::Values values = config::validate(table, manifest_schema(), context);
+
+  Manifest manifest;
+  manifest.file = file;
+  manifest.id = required_string(values, "id", file);
+  if (!is_valid_plugin_id(manifest.id)) {
+    refuse(values, "id", file,
+           "id \"" + manifest.id + "\" is not a plugin id ([a-z][a-z0-9_-]{0,63})");
+  }
+  manifest.name = required_string(values, "name", file);
+  manifest.version = required_string(values, "version", file);
+  static const std::regex version_pattern(R"([0-9]+\.[0-9]+(\.[0-9]+)?([-+][0-9A-Za-z.+-]+)?)");
+  if (!std::regex_match(manifest.version, version_pattern)) {
+    refuse(values, "version", file,
+           "version \"" + manifest.version + "\" is not a version such as 1.2.0 or 1.2.0-rc.1");
+  }
+  std::tie(manifest.abi_major, manifest.abi_minor) = parse_abi(values, file);
+  manifest.description = required_string(values, "description", file);
+
+  std::set<std::string, std::less<>> seen;
+  if (const auto* ids = values.get<std::vector<std::string>>("requires")) {
+    for (const std::string& id : *ids) {
+      if (!is_valid_plugin_id(id)) {
+        refuse(values, "requires", file, "requires \"" + id + "\", which is not a plugin id");
+      }
+      if (id == manifest.id) refuse(values, "requires", file, "a plugin cannot require itself");
+      if (!seen.insert(id).second) {
+        refuse(values, "requires", file, "requires \"" + id + "\" twice");
+      }
+      manifest.required_plugins.push_back(id);
+    }
+  }
+
+  if (const toml::node* node = table.get("config")) {
+    const toml::table* schema_table = node->as_table();
+    if (schema_table == nullptr) {
+      throw ConfigError::at(*node, file.string(),
+                            "config must be a table: one [config.<key>] table per setting");
+    }
+    manifest.config_schema = config::schema_from_toml(*schema_table, context);
+  }
+  manifest.library = file.parent_path() / library_file_name(manifest.id);
+  return manifest;
+}
+
+}  // namespace emsnode::host

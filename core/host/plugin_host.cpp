@@ -1,0 +1,394 @@
+#include "host/plugin_host.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include <boost/dll/runtime_symbol_info.hpp>
+
+#include "host/dependency_order.hpp"
+#include "host/plugin_loader.hpp"
+
+namespace emsnode::host {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<const config::PluginSection*> enabled_sections(const config::NodeConfig& config) {
+  std::vector<const config::PluginSection*> sections;
+  for (const config::PluginSection& section : config.plugins) {
+    if (section.enabled) sections.push_back(&section);
+  }
+  return sections;
+}
+
+std::vector<std::string> disabled_ids(const config::NodeConfig& config) {
+  std::vector<std::string> ids;
+  for (const config::PluginSection& section : config.plugins) {
+    if (!section.enabled) ids.push_back(section.id);
+  }
+  return ids;
+}
+
+std::string ms(std::chrono::milliseconds duration) {
+  return std::to_string(duration.count());
+}
+
+}  // namespace
+
+std::string_view state_name(PluginState state) {
+  switch (state) {
+    case PluginState::loaded:
+      return "loaded";
+    case PluginState::created:
+      return "created";
+    case PluginState::starting:
+      return "starting";
+    case PluginState::running:
+      return "running";
+    case PluginState::stopping:
+      return "stopping";
+    case PluginState::stopped:
+      return "stopped";
+    case PluginState::failed:
+      return "failed";
+    case PluginState::faulted:
+      return "faulted";
+  }
+  return "unknown";
+}
+
+PluginHost::PluginHost(const config::NodeConfig& config)
+    : PluginHost(config, default_search_dirs(config), std::make_shared<MetricsRegistry>()) {}
+
+PluginHost::PluginHost(const config::NodeConfig& config, std::vector<fs::path> search_dirs,
+                       std::shared_ptr<MetricsRegistry> metrics)
+    : config_file_(config.file),
+      enabled_(enabled_sections(config)),
+      disabled_(disabled_ids(config)),
+      start_timeout_(config.plugin_host.start_timeout),
+      stop_deadline_(config.plugin_host.stop_deadline),
+      search_dirs_(std::move(search_dirs)),
+      shared_(std::make_shared<HostShared>()),
+      executor_(std::make_unique<Executor>(config.plugin_host.stop_deadline)) {
+  shared_->node_id = config.node_id;
+  shared_->metrics = metrics ? std::move(metrics) : std::make_shared<MetricsRegistry>();
+}
+
+PluginHost::~PluginHost() {
+  destroy_all();
+}
+
+fs::path PluginHost::builtin_plugin_dir() {
+  const fs::path program(boost::dll::program_location().string());
+  return (program.parent_path() / ".." / "lib" / "emsnode" / "plugins").lexically_normal();
+}
+
+std::vector<fs::path> PluginHost::default_search_dirs(const config::NodeConfig& config) {
+  std::vector<fs::path> dirs{builtin_plugin_dir()};
+  dirs.insert(dirs.end(), config.plugin_host.dirs.begin(), config.plugin_host.dirs.end());
+  return dirs;
+}
+
+config::Values PluginHost::validate_section(const config::PluginSection& section,
+                                            const Manifest& manifest) const {
+  // The section keeps its source regions, so errors point into the node config file.
+  config::Context context;
+  context.file = config_file_.string();
+  context.base_dir = config_file_.parent_path();
+  context.table = "plugins." + section.id;
+  try {
+    return config::validate(section.settings, manifest.config_schema, context);
+  } catch (const config::ConfigError& e) {
+    throw HostError(e.what());
+  }
+}
+
+void PluginHost::prepare(std::vector<std::string>* errors) {
+  const auto fail = [errors](std::size_t index, const std::string& message) {
+    if (errors == nullptr) throw HostError(message);
+    if ((*errors)[index].empty()) (*errors)[index] = message;
+  };
+  catalog_ = PluginCatalog::scan(search_dirs_);
+  for (const CatalogProblem& problem : catalog_.problems()) {
+    if (!is_enabled(problem.id)) {
+      log_.warning("plugin.ignored", {{"id", problem.id}, {"reason", problem.message}});
+    }
+  }
+
+  // Manifests and config sections first: nothing of a plugin runs before all of them pass.
+  const std::size_t count = enabled_.size();
+  std::vector<const Manifest*> manifests(count, nullptr);
+  std::vector<config::Values> values(count);
+  std::vector<DependencyNode> nodes(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    nodes[i].id = enabled_[i]->id;
+    try {
+      const Manifest& manifest = catalog_.find(enabled_[i]->id);
+      manifests[i] = &manifest;
+      nodes[i].required = manifest.required_plugins;
+      nodes[i].manifest = manifest.file;
+      // Before its schema is trusted to validate anything.
+      check_manifest_abi(manifest);
+      check_file_trust(manifest.file);
+      values[i] = validate_section(*enabled_[i], manifest);
+    } catch (const HostError& e) {
+      fail(i, e.what());
+    }
+  }
+  const DependencyOrder order = order_by_dependencies(nodes);
+  for (std::size_t i = 0; i < count; ++i) {
+    if (!order.problems[i].empty()) fail(i, order.problems[i]);
+  }
+
+  std::vector<Slot> slots;
+  std::vector<std::size_t> slot_of(count, count);
+  for (const std::size_t i : order.order) {
+    if (errors != nullptr && !(*errors)[i].empty()) continue;
+    try {
+      LoadedLibrary library = load_library(*manifests[i]);
+      Slot slot;
+      slot.section = i;
+      // Every requirement is enabled (order_by_dependencies checked) and ordered before.
+      for (const std::string& id : manifests[i]->required_plugins) {
+        const auto section =
+            std::find_if(enabled_.begin(), enabled_.end(),
+                         [&](const config::PluginSection* s) { return s->id == id; });
+        const std::size_t required_slot = slot_of[section - enabled_.begin()];
+        if (required_slot != count) slot.required.push_back(required_slot);
+      }
+      slot.instance = std::make_unique<PluginInstance>(std::move(library), std::move(values[i]),
+                                                       shared_, *executor_);
+      slot_of[i] = slots.size();
+      slots.push_back(std::move(slot));
+    } catch (const HostError& e) {
+      fail(i, e.what());
+      continue;
+    }
+    const Manifest& manifest = slots.back().instance->manifest();
+    log_.info("plugin.loaded", {{"id", manifest.id},
+                                {"version", manifest.version},
+                                {"abi", std::to_string(manifest.abi_major) + "." +
+                                            std::to_string(manifest.abi_minor)},
+                                {"file", manifest.library.string()}});
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  slots_ = std::move(slots);
+}
+
+void PluginHost::load() {
+  prepare(nullptr);
+}
+
+void PluginHost::create_all() {
+  for (Slot& slot : slots_) {
+    if (state_of(slot) != PluginState::loaded) continue;
+    const CallOutcome outcome = slot.instance->create();
+    const Manifest& manifest = slot.instance->manifest();
+    if (outcome.result != CallResult::ok) {
+      set_state(slot, PluginState::failed, outcome.error);
+      throw HostError(manifest.library.string() + ": create failed: " + outcome.error);
+    }
+    set_state(slot, PluginState::created);
+    log_.info("plugin.created", {{"id", manifest.id}, {"elapsed_ms", ms(outcome.elapsed)}});
+  }
+}
+
+bool PluginHost::start_all() {
+  bool all_running = true;
+  for (Slot& slot : slots_) {
+    const PluginState state = state_of(slot);
+    if (state == PluginState::created || state == PluginState::stopped ||
+        state == PluginState::failed) {
+      start_one(slot);
+    }
+    all_running = all_running && state_of(slot) == PluginState::running;
+  }
+  return all_running;
+}
+
+void PluginHost::start_one(Slot& slot) {
+  const Manifest& manifest = slot.instance->manifest();
+  for (const std::size_t required : slot.required) {
+    if (state_of(slots_[required]) == PluginState::running) continue;
+    const std::string& dependency = slots_[required].instance->manifest().id;
+    set_state(slot, PluginState::failed, "dependency_failed: " + dependency + " is not running");
+    log_.error("plugin.start_failed",
+               {{"id", manifest.id}, {"reason", "dependency_failed"}, {"dependency", dependency}});
+    return;
+  }
+
+  set_state(slot, PluginState::starting);
+  const CallOutcome outcome = slot.instance->start(start_timeout_);
+  if (outcome.result == CallResult::ok) {
+    set_state(slot, PluginState::running);
+    log_.info(
+        "plugin.started",
+        {{"id", manifest.id}, {"version", manifest.version}, {"elapsed_ms", ms(outcome.elapsed)}});
+    return;
+  }
+  const bool timed_out = outcome.result == CallResult::timed_out;
+  set_state(slot, PluginState::failed, outcome.error);
+  log_.error("plugin.start_failed", {{"id", manifest.id},
+                                     {"reason", timed_out ? "timeout" : "error"},
+                                     {"detail", outcome.error},
+                                     {"elapsed_ms", ms(outcome.elapsed)}});
+  // The ABI makes stop valid after a failed start: it releases whatever start got hold of.
+  stop_one(slot, true);
+}
+
+void PluginHost::stop_all() {
+  for (auto slot = slots_.rbegin(); slot != slots_.rend(); ++slot) {
+    if (state_of(*slot) == PluginState::running) stop_one(*slot, false);
+  }
+}
+
+void PluginHost::stop_one(Slot& slot, bool after_failed_start) {
+  const Manifest& manifest = slot.instance->manifest();
+  if (!after_failed_start) set_state(slot, PluginState::stopping);
+  const CallOutcome outcome = slot.instance->stop(stop_deadline_);
+
+  if (outcome.leaked_timers > 0) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      slot.leaked_timers += outcome.leaked_timers;
+    }
+    log_.warning("plugin.timer_leaked",
+                 {{"id", manifest.id}, {"count", std::to_string(outcome.leaked_timers)}});
+  }
+  switch (outcome.result) {
+    case CallResult::abandoned:
+      set_state(slot, PluginState::faulted, outcome.error);
+      log_.error("plugin.stop_deadline_missed", {{"id", manifest.id},
+                                                 {"deadline", ms(stop_deadline_) + "ms"},
+                                                 {"detail", outcome.error}});
+      log_.error("plugin.faulted", {{"id", manifest.id},
+                                    {"reason", "stop_deadline_missed"},
+                                    {"action", "abandoned; its library stays loaded"}});
+      return;
+    case CallResult::failed:
+      log_.error("plugin.stop_failed", {{"id", manifest.id}, {"detail", outcome.error}});
+      break;
+    case CallResult::ok:
+    case CallResult::timed_out:
+      break;
+  }
+  if (after_failed_start) return;  // stays failed, with the start's reason
+  set_state(slot, PluginState::stopped, outcome.error);
+  log_.info("plugin.stopped", {{"id", manifest.id}, {"elapsed_ms", ms(outcome.elapsed)}});
+}
+
+void PluginHost::destroy_all() {
+  stop_all();
+  for (auto slot = slots_.rbegin(); slot != slots_.rend(); ++slot) {
+    PluginInstance& instance = *slot->instance;
+    const std::string& id = instance.manifest().id;
+    if (instance.faulted()) {
+      log_.warning("plugin.destroy_skipped", {{"id", id}, {"reason", "faulted"}});
+      continue;
+    }
+    if (!instance.created()) continue;
+    const CallOutcome outcome = instance.destroy();
+    if (outcome.result != CallResult::ok) {
+      log_.error("plugin.destroy_failed", {{"id", id}, {"detail", outcome.error}});
+    } else {
+      log_.info("plugin.destroyed", {{"id", id}, {"elapsed_ms", ms(outcome.elapsed)}});
+    }
+    // The library stays loaded until the host goes; without an instance it is just loaded.
+    set_state(*slot, PluginState::loaded, slot->last_error);
+  }
+}
+
+std::vector<CheckResult> PluginHost::check() {
+  std::vector<std::string> errors(enabled_.size());
+  prepare(&errors);
+  std::vector<std::chrono::milliseconds> elapsed(enabled_.size());
+  std::vector<config::Values> configs(enabled_.size());
+  for (Slot& slot : slots_) {
+    configs[slot.section] = slot.instance->context().values();
+    const CallOutcome outcome = slot.instance->create();
+    elapsed[slot.section] = outcome.elapsed;
+    if (outcome.result != CallResult::ok) {
+      errors[slot.section] =
+          slot.instance->manifest().library.string() + ": create failed: " + outcome.error;
+      set_state(slot, PluginState::failed, outcome.error);
+      continue;
+    }
+    set_state(slot, PluginState::created);
+  }
+  destroy_all();
+
+  std::vector<CheckResult> results;
+  for (std::size_t i = 0; i < enabled_.size(); ++i) {
+    CheckResult result;
+    result.id = enabled_[i]->id;
+    const auto& manifests = catalog_.manifests();
+    const auto manifest = std::find_if(manifests.begin(), manifests.end(),
+                                       [&](const Manifest& m) { return m.id == result.id; });
+    if (manifest != manifests.end()) {
+      result.version = manifest->version;
+      result.library = manifest->library;
+    }
+    result.ok = errors[i].empty();
+    result.error = errors[i];
+    result.create_elapsed = elapsed[i];
+    result.config = std::move(configs[i]);
+    results.push_back(std::move(result));
+  }
+  return results;
+}
+
+void PluginHost::set_epoch(std::uint64_t epoch) {
+  shared_->epoch.store(epoch, std::memory_order_release);
+}
+
+std::vector<PluginStatus> PluginHost::status() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<PluginStatus> result;
+  for (const Slot& slot : slots_) {
+    const Manifest& manifest = slot.instance->manifest();
+    const HealthReport health = slot.instance->context().health();
+    PluginStatus status;
+    status.id = manifest.id;
+    status.name = manifest.name;
+    status.version = manifest.version;
+    status.description = manifest.description;
+    status.library = manifest.library;
+    status.state = slot.state;
+    status.health = health.health;
+    status.health_detail = health.detail;
+    status.last_error = slot.last_error;
+    status.leaked_timers = slot.leaked_timers;
+    result.push_back(std::move(status));
+  }
+  return result;
+}
+
+std::vector<AvailablePlugin> PluginHost::available() const {
+  std::vector<AvailablePlugin> result;
+  for (const Manifest& manifest : catalog_.manifests()) {
+    if (is_enabled(manifest.id)) continue;
+    const bool disabled =
+        std::find(disabled_.begin(), disabled_.end(), manifest.id) != disabled_.end();
+    result.push_back({manifest.id, manifest.name, manifest.version, manifest.description,
+                      manifest.file, disabled});
+  }
+  return result;
+}
+
+bool PluginHost::is_enabled(std::string_view id) const {
+  return std::any_of(enabled_.begin(), enabled_.end(),
+                     [&](const config::PluginSection* section) { return section->id == id; });
+}
+
+void PluginHost::set_state(Slot& slot, PluginState state, std::string error) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  slot.state = state;
+  slot.last_error = std::move(error);
+}
+
+PluginState PluginHost::state_of(const Slot& slot) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return slot.state;
+}
+
+}  // namespace emsnode::host

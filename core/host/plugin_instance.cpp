@@ -1,0 +1,243 @@
+#include "host/plugin_instance.hpp"
+
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+namespace emsnode::host {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+milliseconds since(steady_clock::time_point began) {
+  return std::chrono::duration_cast<milliseconds>(steady_clock::now() - began);
+}
+
+const char* const kNotStdException = "an exception that is not a std::exception";
+
+// The ABI keeps a context valid until destroy returns, and a faulted plugin is never destroyed:
+// its threads may call host services for as long as the process lives.
+void keep_until_exit(std::shared_ptr<PluginContext> context) {
+  static std::mutex mutex;
+  static std::vector<std::shared_ptr<PluginContext>> kept;
+  std::lock_guard<std::mutex> lock(mutex);
+  kept.push_back(std::move(context));
+}
+
+std::string no_reason(const char* call) {
+  return std::string(call) + " returned EMSNODE_ERROR without a reason (call set_error first)";
+}
+
+}  // namespace
+
+struct PluginInstance::CallState {
+  std::mutex mutex;
+  std::condition_variable done_changed;
+  bool done = false;
+  emsnode_status status = EMSNODE_ERROR;
+  std::string exception;  // what the call threw, if it did
+};
+
+PluginInstance::PluginInstance(LoadedLibrary library, config::Values values,
+                               std::shared_ptr<HostShared> shared, Executor& executor)
+    : library_(std::move(library)),
+      tasks_(std::make_shared<TaskGroup>(executor, library_.manifest.id)),
+      context_(std::make_shared<PluginContext>(library_.manifest.id, std::move(values),
+                                               std::move(shared), tasks_)) {}
+
+PluginInstance::~PluginInstance() {
+  // A closed group never touches the executor again, whoever still holds it.
+  tasks_->close(steady_clock::now());
+  if (pending_start_) {
+    if (wait(*pending_start_, steady_clock::now())) {
+      pending_start_->thread.join();
+    } else {
+      abandon(*pending_start_);
+    }
+  }
+}
+
+template <typename Fn>
+PluginInstance::Call PluginInstance::launch(Fn&& fn) {
+  Call call;
+  call.state = std::make_shared<CallState>();
+  // The thread holds the library and the context too: if it is abandoned, the code it runs and
+  // the host services it calls stay valid for as long as it runs.
+  call.thread = std::thread([state = call.state, fn = std::forward<Fn>(fn),
+                             keep_library = library_.library, keep_context = context_] {
+    emsnode_status status = EMSNODE_ERROR;
+    std::string exception;
+    try {
+      status = fn();
+    } catch (const std::exception& e) {
+      exception = e.what();
+    } catch (...) {
+      exception = kNotStdException;
+    }
+    std::lock_guard<std::mutex> lock(state->mutex);
+    state->done = true;
+    state->status = status;
+    state->exception = std::move(exception);
+    state->done_changed.notify_all();
+  });
+  return call;
+}
+
+bool PluginInstance::wait(const Call& call, steady_clock::time_point until) {
+  std::unique_lock<std::mutex> lock(call.state->mutex);
+  return call.state->done_changed.wait_until(lock, until, [&] { return call.state->done; });
+}
+
+CallOutcome PluginInstance::finish(Call& call, steady_clock::time_point began) {
+  call.thread.join();
+  CallOutcome outcome;
+  outcome.elapsed = since(began);
+  if (!call.state->exception.empty()) {
+    outcome.result = CallResult::failed;
+    outcome.error = "threw " + call.state->exception + " (no exception may cross the C ABI)";
+  } else if (call.state->status != EMSNODE_OK) {
+    outcome.result = CallResult::failed;
+    outcome.error = context_->take_error();
+  }
+  return outcome;
+}
+
+void PluginInstance::abandon(Call& call) {
+  call.thread.detach();
+  fault();
+}
+
+void PluginInstance::fault() {
+  faulted_ = true;
+  pin_library(library_);
+  keep_until_exit(context_);
+}
+
+CallOutcome PluginInstance::create() {
+  const auto began = steady_clock::now();
+  if (created_ || faulted_) return {CallResult::failed, "create called twice", {}, 0};
+  context_->take_error();
+  void* instance = nullptr;
+  emsnode_status status = EMSNODE_ERROR;
+  std::string exception;
+  try {
+    status = library_.api->create(&host_api(), context_->handle(), &instance);
+  } catch (const std::exception& e) {
+    exception = e.what();
+  } catch (...) {
+    exception = kNotStdException;
+  }
+  CallOutcome outcome;
+  outcome.elapsed = since(began);
+  if (!exception.empty()) {
+    outcome.result = CallResult::failed;
+    outcome.error = "threw " + exception + " (no exception may cross the C ABI)";
+  } else if (status != EMSNODE_OK) {
+    outcome.result = CallResult::failed;
+    outcome.error = context_->take_error();
+    if (outcome.error.empty()) outcome.error = no_reason("create");
+  } else {
+    instance_ = instance;
+    created_ = true;
+  }
+  return outcome;
+}
+
+CallOutcome PluginInstance::start(milliseconds timeout) {
+  const auto began = steady_clock::now();
+  if (faulted_) return {CallResult::failed, "faulted: an earlier call never returned", {}, 0};
+  if (!created_) return {CallResult::failed, "start before create", {}, 0};
+  if (pending_start_) {
+    return {CallResult::failed, "the previous start has not returned yet", {}, 0};
+  }
+  context_->take_error();
+  context_->reset_health();
+  tasks_->open();
+  const emsnode_plugin_api* api = library_.api;
+  void* instance = instance_;
+  Call call = launch([api, instance] { return api->start(instance); });
+  if (!wait(call, began + timeout)) {
+    pending_start_ = std::move(call);
+    return {CallResult::timed_out,
+            "start did not return within " + std::to_string(timeout.count()) + "ms", since(began),
+            0};
+  }
+  CallOutcome outcome = finish(call, began);
+  if (outcome.result == CallResult::failed && outcome.error.empty()) {
+    outcome.error = no_reason("start");
+  }
+  return outcome;
+}
+
+CallOutcome PluginInstance::stop(milliseconds deadline) {
+  const auto began = steady_clock::now();
+  const auto until = began + deadline;
+  if (faulted_) return {CallResult::abandoned, "faulted: an earlier call never returned", {}, 0};
+  if (!created_) return {};
+  tasks_->stop_accepting();
+
+  if (pending_start_) {
+    if (!wait(*pending_start_, until)) {
+      abandon(*pending_start_);
+      pending_start_.reset();
+      tasks_->close(steady_clock::now());
+      return {CallResult::abandoned,
+              "start had still not returned at the stop deadline of " +
+                  std::to_string(deadline.count()) + "ms",
+              since(began), 0};
+    }
+    pending_start_->thread.join();
+    pending_start_.reset();
+  }
+
+  context_->take_error();
+  const emsnode_plugin_api* api = library_.api;
+  void* instance = instance_;
+  const auto remaining = std::chrono::duration_cast<milliseconds>(until - steady_clock::now());
+  const std::uint64_t remaining_ms = remaining.count() > 0 ? remaining.count() : 0;
+  Call call = launch([api, instance, remaining_ms] { return api->stop(instance, remaining_ms); });
+  if (!wait(call, until)) {
+    abandon(call);
+    tasks_->close(steady_clock::now());
+    return {CallResult::abandoned,
+            "stop did not return within its deadline of " + std::to_string(deadline.count()) + "ms",
+            since(began), 0};
+  }
+  CallOutcome outcome = finish(call, began);
+  if (outcome.result == CallResult::failed && outcome.error.empty()) {
+    outcome.error = no_reason("stop");
+  }
+  const TaskGroup::CloseResult closed = tasks_->close(until);
+  outcome.leaked_timers = closed.leaked_timers;
+  if (!closed.callback_finished) {
+    // The executor thread is inside this plugin's callback: nothing to detach, but its code is
+    // running, so it is faulted like a stop that never returned.
+    fault();
+    outcome.result = CallResult::abandoned;
+    outcome.error = "a timer or posted callback was still running at the stop deadline of " +
+                    std::to_string(deadline.count()) + "ms";
+  }
+  outcome.elapsed = since(began);
+  return outcome;
+}
+
+CallOutcome PluginInstance::destroy() {
+  const auto began = steady_clock::now();
+  if (faulted_) return {CallResult::failed, "faulted: its code may still be running", {}, 0};
+  if (!created_) return {CallResult::failed, "not created", {}, 0};
+  created_ = false;
+  try {
+    library_.api->destroy(instance_);
+  } catch (const std::exception& e) {
+    return {CallResult::failed, "threw " + std::string(e.what()), since(began), 0};
+  } catch (...) {
+    return {CallResult::failed, std::string("threw ") + kNotStdException, since(began), 0};
+  }
+  instance_ = nullptr;
+  return {CallResult::ok, {}, since(began), 0};
+}
+
+}  // namespace emsnode::host

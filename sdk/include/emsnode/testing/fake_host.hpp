@@ -1,0 +1,751 @@
+// emsnode plugin SDK: an in-memory host for unit-testing a plugin without a node.
+//
+// FakeHost implements the whole emsnode_host_api: config from values the test sets, captured
+// log records, inspectable metrics and health, a settable node id and epoch, and a manual
+// executor whose posted tasks and timers run only when the test says so, on the test's thread,
+// against a fake clock. It drives a plugin table through the lifecycle the node uses:
+//
+//   emsnode::sdk::testing::FakeHost fake;
+//   fake.config("listen", "127.0.0.1:0").config("max_connections", 8);
+//   REQUIRE(fake.create(emsnode_plugin_entry(EMSNODE_ABI_MAJOR, EMSNODE_ABI_MINOR)) == EMSNODE_OK);
+//   REQUIRE(fake.start() == EMSNODE_OK);
+//   fake.advance(std::chrono::seconds(1));   // runs the timers due within that second
+//   REQUIRE(fake.stop() == EMSNODE_OK);
+//   CHECK(fake.leaked_timers() == 0);
+//
+// It mirrors the node's rules where a plugin could come to depend on them: post and timers are
+// refused outside start..stop, timers still armed when stop returns are cancelled and counted as
+// leaked, health resets to OK at each start, metric names and kinds are checked. It does not
+// validate config against plugin.toml: set every key the plugin reads (the node fills defaults).
+//
+// Needs nothing but the C++17 standard library and the SDK headers.
+#pragma once
+
+#include <emsnode/plugin_abi.h>
+#include <emsnode/plugin.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <initializer_list>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace emsnode::sdk::testing {
+
+/// Key=value pairs as captured from a log record or a metric's labels, in call order.
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+/// One record a plugin wrote through the host's log.
+struct LogRecord {
+  emsnode_log_level level;  ///< the record's level
+  std::string event;        ///< the stable event name, e.g. "echo.listening"
+  Fields fields;            ///< its key=value fields, in the order given
+
+  /// The value of field `key`, or nullopt when the record has no such field.
+  std::optional<std::string> field(std::string_view key) const {
+    for (const auto& [name, value] : fields) {
+      if (name == key) {
+        return value;
+      }
+    }
+    return std::nullopt;
+  }
+};
+
+/// A metric a plugin registered, with what it has recorded so far.
+struct MetricRecord {
+  emsnode_metric_kind kind;          ///< counter, gauge or histogram
+  std::string name;                  ///< the name given to metric_register
+  std::string help;                  ///< its help text
+  Fields labels;                     ///< its labels, in the order given
+  std::vector<double> buckets;       ///< histogram bucket bounds as given (empty: default)
+  double value = 0;                  ///< counter or gauge value
+  std::vector<double> observations;  ///< every histogram observation, in order
+};
+
+/// An in-memory emsnode host for one plugin instance. Not copyable or movable: the plugin holds
+/// its address as the host context. Thread-safe where the ABI says "THREAD: any"; the executor
+/// (run_posted, run_due, advance) and the lifecycle calls belong to the test's thread.
+class FakeHost {
+ public:
+  /// A host with node id "fake-node", epoch 1, every log level captured, the clock at 0.
+  FakeHost() {
+    api_.struct_size = sizeof(emsnode_host_api);
+    api_.abi_major = EMSNODE_ABI_MAJOR;
+    api_.abi_minor = EMSNODE_ABI_MINOR;
+    api_.set_error = &FakeHost::on_set_error;
+    api_.log = &FakeHost::on_log;
+    api_.log_enabled = &FakeHost::on_log_enabled;
+    api_.config_string = &FakeHost::on_config_string;
+    api_.config_int = &FakeHost::on_config_int;
+    api_.config_float = &FakeHost::on_config_float;
+    api_.config_bool = &FakeHost::on_config_bool;
+    api_.config_duration_ms = &FakeHost::on_config_duration_ms;
+    api_.config_array_size = &FakeHost::on_config_array_size;
+    api_.config_array_string = &FakeHost::on_config_array_string;
+    api_.node_id = &FakeHost::on_node_id;
+    api_.current_epoch = &FakeHost::on_current_epoch;
+    api_.post = &FakeHost::on_post;
+    api_.timer_start = &FakeHost::on_timer_start;
+    api_.timer_cancel = &FakeHost::on_timer_cancel;
+    api_.metric_register = &FakeHost::on_metric_register;
+    api_.metric_add = &FakeHost::on_metric_add;
+    api_.metric_set = &FakeHost::on_metric_set;
+    api_.metric_observe = &FakeHost::on_metric_observe;
+    api_.health_report = &FakeHost::on_health_report;
+  }
+
+  FakeHost(const FakeHost&) = delete;
+  FakeHost& operator=(const FakeHost&) = delete;
+
+  /// As the node does at shutdown: stops the plugin if it is started, then destroys it.
+  ~FakeHost() {
+    if (plugin_ == nullptr) {
+      return;
+    }
+    if (started()) {
+      stop();
+    }
+    destroy();
+  }
+
+  /// The host table handed to the plugin. A test may copy it, e.g. to shrink struct_size.
+  const emsnode_host_api* api() const noexcept { return &api_; }
+  /// The context handed to the plugin.
+  emsnode_host_ctx* ctx() noexcept { return reinterpret_cast<emsnode_host_ctx*>(this); }
+
+  // ---- identity ----
+
+  /// Sets what node_id returns (default "fake-node"). Call before create: the plugin may keep
+  /// the view.
+  FakeHost& set_node_id(std::string id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    node_id_ = std::move(id);
+    return *this;
+  }
+  /// Sets what current_epoch returns (default 1).
+  FakeHost& set_epoch(std::uint64_t epoch) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    epoch_ = epoch;
+    return *this;
+  }
+
+  // ---- config ----
+
+  /// A config value of one of the types the ABI's getters read.
+  using ConfigValue = std::variant<std::string, std::int64_t, double, bool,
+                                   std::chrono::milliseconds, std::vector<std::string>>;
+
+  /// Sets a string (also: secret, path, address) value. Strings handed to the plugin stay valid
+  /// until the key is set again or erased.
+  FakeHost& config(std::string key, std::string value) { return put(std::move(key), value); }
+  /// Sets a string value from a literal.
+  FakeHost& config(std::string key, const char* value) {
+    return put(std::move(key), std::string(value));
+  }
+  /// Sets an integer value.
+  FakeHost& config(std::string key, std::int64_t value) { return put(std::move(key), value); }
+  /// Sets an integer value from an int literal.
+  FakeHost& config(std::string key, int value) {
+    return put(std::move(key), static_cast<std::int64_t>(value));
+  }
+  /// Sets a float value.
+  FakeHost& config(std::string key, double value) { return put(std::move(key), value); }
+  /// Sets a boolean value.
+  FakeHost& config(std::string key, bool value) { return put(std::move(key), value); }
+  /// Sets a duration value (read back in milliseconds).
+  FakeHost& config(std::string key, std::chrono::milliseconds value) {
+    return put(std::move(key), value);
+  }
+  /// Sets an array of strings.
+  FakeHost& config(std::string key, std::vector<std::string> value) {
+    return put(std::move(key), std::move(value));
+  }
+  /// Sets an array of strings from a braced list: config("peers", {"a", "b"}).
+  FakeHost& config(std::string key, std::initializer_list<std::string> value) {
+    return put(std::move(key), std::vector<std::string>(value));
+  }
+  /// Removes a key, as if the config did not have it.
+  FakeHost& erase_config(std::string_view key) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (auto found = config_.find(key); found != config_.end()) {
+      config_.erase(found);
+    }
+    return *this;
+  }
+
+  // ---- log ----
+
+  /// Records below `level` are dropped and log_enabled says so (default: trace, keep all).
+  FakeHost& set_log_level(emsnode_log_level level) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    log_level_ = level;
+    return *this;
+  }
+  /// Every record captured so far, in order.
+  std::vector<LogRecord> logs() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return logs_;
+  }
+  /// The records with event name `event`, in order.
+  std::vector<LogRecord> logs(std::string_view event) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<LogRecord> found;
+    std::copy_if(logs_.begin(), logs_.end(), std::back_inserter(found),
+                 [&](const LogRecord& record) { return record.event == event; });
+    return found;
+  }
+  /// The latest record with event name `event`, or nullopt.
+  std::optional<LogRecord> last_log(std::string_view event) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = logs_.rbegin(); it != logs_.rend(); ++it) {
+      if (it->event == event) {
+        return *it;
+      }
+    }
+    return std::nullopt;
+  }
+  /// Forgets the records captured so far.
+  void clear_logs() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    logs_.clear();
+  }
+
+  // ---- metrics and health ----
+
+  /// Every metric registered so far, in registration order.
+  std::vector<MetricRecord> metrics() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<MetricRecord> all;
+    for (const auto& metric : metrics_) {
+      all.push_back(metric->record);
+    }
+    return all;
+  }
+  /// The metric registered as `name` with exactly `labels`, or nullopt.
+  std::optional<MetricRecord> metric(std::string_view name, const Fields& labels = {}) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& metric : metrics_) {
+      if (metric->record.name == name && metric->record.labels == labels) {
+        return metric->record;
+      }
+    }
+    return std::nullopt;
+  }
+  /// The health the plugin reported last (OK after each start).
+  emsnode_health health() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return health_;
+  }
+  /// The detail of the last health report.
+  std::string health_detail() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return health_detail_;
+  }
+
+  // ---- executor and timers ----
+
+  /// The fake clock: starts at 0 and moves only through run_due and advance.
+  std::chrono::milliseconds now() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return now_;
+  }
+  /// Runs, on this thread, the tasks posted before the call, in order; tasks they post wait for
+  /// the next call. Returns how many ran.
+  std::size_t run_posted() {
+    std::size_t pending = 0;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      pending = posts_.size();
+    }
+    std::size_t ran = 0;
+    for (; ran < pending; ++ran) {
+      Task task;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (posts_.empty()) {
+          break;  // stop() dropped them
+        }
+        task = posts_.front();
+        posts_.pop_front();
+      }
+      task.fn(task.user_data);
+    }
+    return ran;
+  }
+  /// Moves the clock to `now` (never backwards) and runs, on this thread, every timer due by
+  /// then, earliest first; a periodic timer runs once per period that elapsed. The clock reads
+  /// each timer's due time while its callback runs. Returns how many callbacks ran.
+  std::size_t run_due(std::chrono::milliseconds now) {
+    std::size_t ran = 0;
+    for (;;) {
+      Task task;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        auto next = timers_.end();
+        for (auto it = timers_.begin(); it != timers_.end(); ++it) {
+          const bool due = it->second.due <= now;
+          if (due && (next == timers_.end() || it->second.due < next->second.due)) {
+            next = it;
+          }
+        }
+        if (next == timers_.end()) {
+          now_ = std::max(now_, now);
+          return ran;
+        }
+        now_ = std::max(now_, next->second.due);
+        task = next->second.task;
+        running_timer_ = next->first;
+        running_thread_ = std::this_thread::get_id();
+        if (next->second.period.count() > 0) {
+          next->second.due += next->second.period;
+        } else {
+          timers_.erase(next);
+        }
+      }
+      task.fn(task.user_data);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        running_timer_ = 0;
+      }
+      timer_done_.notify_all();
+      ++ran;
+    }
+  }
+  /// Moves the clock forward by `by` and runs what is due: run_due(now() + by).
+  std::size_t advance(std::chrono::milliseconds by) { return run_due(now() + by); }
+  /// How many posted tasks wait for run_posted.
+  std::size_t posted() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return posts_.size();
+  }
+  /// How many timers are armed.
+  std::size_t armed_timers() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return timers_.size();
+  }
+  /// How many timers were still armed when a stop returned, over the host's life. A plugin
+  /// should cancel its timers in stop: the node logs each of these as leaked.
+  std::size_t leaked_timers() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return leaked_timers_;
+  }
+  /// Whether post and timer_start are accepted: what start and stop set around the plugin's
+  /// calls. Set it directly to use emsnode::sdk::Host on this fake without a plugin table.
+  FakeHost& set_started(bool started) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    started_ = started;
+    return *this;
+  }
+  /// Whether the plugin is started (between start and stop).
+  bool started() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return started_;
+  }
+
+  // ---- the plugin's lifecycle ----
+
+  /// Checks `plugin` as the node does (ABI major and minor, table size) and calls its create.
+  /// Pass the result of the entry point, emsnode_plugin_entry(EMSNODE_ABI_MAJOR,
+  /// EMSNODE_ABI_MINOR); a NULL there fails here. On failure last_error() says why.
+  emsnode_status create(const emsnode_plugin_api* plugin) {
+    if (plugin_ != nullptr) {
+      throw std::logic_error("FakeHost::create: a plugin is already created; destroy it first");
+    }
+    clear_error();
+    if (plugin == nullptr) {
+      return refuse("the plugin's entry point returned NULL");
+    }
+    if (plugin->abi_major != EMSNODE_ABI_MAJOR || plugin->abi_minor > EMSNODE_ABI_MINOR) {
+      return refuse("the plugin was built for ABI " + std::to_string(plugin->abi_major) + "." +
+                    std::to_string(plugin->abi_minor) + "; this host speaks " +
+                    std::to_string(EMSNODE_ABI_MAJOR) + "." + std::to_string(EMSNODE_ABI_MINOR));
+    }
+    if (!fits(*plugin, &emsnode_plugin_api::destroy) || !plugin->create || !plugin->start ||
+        !plugin->stop) {
+      return refuse("the plugin's table lacks an entry point");
+    }
+    void* instance = nullptr;
+    const emsnode_status status = plugin->create(&api_, ctx(), &instance);
+    if (status != EMSNODE_OK) {
+      return explained(status, "create");
+    }
+    if (instance == nullptr) {
+      return refuse("create returned OK but no instance");
+    }
+    plugin_ = plugin;
+    instance_ = instance;
+    return EMSNODE_OK;
+  }
+
+  /// Marks the plugin started (post and timers accepted, health reset to OK) and calls start.
+  /// After a failed start call stop(), as the node does.
+  emsnode_status start() {
+    require_created("start");
+    clear_error();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      started_ = true;
+      health_ = EMSNODE_HEALTH_OK;
+      health_detail_.clear();
+    }
+    return explained(plugin_->start(instance_), "start");
+  }
+
+  /// Calls stop with `deadline`, timing it (last_stop_duration). Then, as the node does, refuses
+  /// further posts and timers, drops posted tasks that did not run, and cancels the timers still
+  /// armed, counting them in leaked_timers().
+  emsnode_status stop(std::chrono::milliseconds deadline = std::chrono::seconds(5)) {
+    require_created("stop");
+    clear_error();
+    const auto begin = std::chrono::steady_clock::now();
+    const emsnode_status status =
+        plugin_->stop(instance_, static_cast<std::uint64_t>(deadline.count()));
+    const auto took = std::chrono::steady_clock::now() - begin;
+    std::lock_guard<std::mutex> lock(mutex_);
+    last_stop_duration_ = std::chrono::duration_cast<std::chrono::milliseconds>(took);
+    started_ = false;
+    leaked_timers_ += timers_.size();
+    timers_.clear();
+    posts_.clear();
+    return explained_locked(status, "stop");
+  }
+
+  /// Calls destroy; the plugin table can then be created again.
+  void destroy() {
+    require_created("destroy");
+    plugin_->destroy(instance_);
+    plugin_ = nullptr;
+    instance_ = nullptr;
+    std::lock_guard<std::mutex> lock(mutex_);
+    started_ = false;
+    timers_.clear();
+    posts_.clear();
+  }
+
+  /// Why the last create, start or stop failed: the plugin's set_error message, or the fake's
+  /// own reason. Empty after a success.
+  std::string last_error() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return last_error_;
+  }
+  /// How long the last stop took, to compare with its deadline.
+  std::chrono::milliseconds last_stop_duration() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return last_stop_duration_;
+  }
+
+ private:
+  struct Task {
+    emsnode_task_fn fn = nullptr;
+    void* user_data = nullptr;
+  };
+  struct ArmedTimer {
+    std::chrono::milliseconds due;
+    std::chrono::milliseconds period;
+    Task task;
+  };
+  struct Metric {
+    FakeHost* owner;
+    MetricRecord record;
+  };
+
+  static FakeHost& self(emsnode_host_ctx* ctx) { return *reinterpret_cast<FakeHost*>(ctx); }
+  static std::string_view view(emsnode_str text) { return detail::to_view(text); }
+
+  static Fields copy_fields(const emsnode_field* fields, std::size_t count) {
+    Fields copied;
+    copied.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      copied.emplace_back(view(fields[i].key), view(fields[i].value));
+    }
+    return copied;
+  }
+
+  FakeHost& put(std::string key, ConfigValue value) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    config_[std::move(key)] = std::move(value);
+    return *this;
+  }
+
+  template <typename T>
+  static const T* config_value(emsnode_host_ctx* ctx, emsnode_str key) {
+    FakeHost& host = self(ctx);
+    std::lock_guard<std::mutex> lock(host.mutex_);
+    auto found = host.config_.find(view(key));
+    return found == host.config_.end() ? nullptr : std::get_if<T>(&found->second);
+  }
+
+  void require_created(const char* call) const {
+    if (plugin_ == nullptr) {
+      throw std::logic_error(std::string("FakeHost::") + call + ": no plugin is created");
+    }
+  }
+
+  void clear_error() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    last_error_.clear();
+  }
+
+  emsnode_status refuse(std::string reason) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    last_error_ = std::move(reason);
+    return EMSNODE_ERROR;
+  }
+
+  emsnode_status explained(emsnode_status status, const char* call) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return explained_locked(status, call);
+  }
+
+  // A plugin must explain every failure: flag one that does not, so its test sees it.
+  emsnode_status explained_locked(emsnode_status status, const char* call) {
+    if (status != EMSNODE_OK && last_error_.empty()) {
+      last_error_ = std::string(call) + " failed without calling set_error";
+    }
+    return status;
+  }
+
+  // A host's complaint about a plugin's call, logged as the node would.
+  void host_log_locked(std::string event, Fields fields) {
+    logs_.push_back(LogRecord{EMSNODE_LOG_ERROR, std::move(event), std::move(fields)});
+  }
+
+  static bool valid_metric_name(std::string_view name) {
+    if (name.empty() || !(name[0] == '_' || (name[0] >= 'a' && name[0] <= 'z'))) {
+      return false;
+    }
+    return std::all_of(name.begin(), name.end(), [](char c) {
+      return c == '_' || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    });
+  }
+
+  // ---- the emsnode_host_api functions ----
+
+  static void on_set_error(emsnode_host_ctx* ctx, emsnode_str message) {
+    FakeHost& host = self(ctx);
+    std::lock_guard<std::mutex> lock(host.mutex_);
+    host.last_error_ = std::string(view(message));
+  }
+
+  static void on_log(emsnode_host_ctx* ctx, emsnode_log_level level, emsnode_str event,
+                     const emsnode_field* fields, std::size_t field_count) {
+    FakeHost& host = self(ctx);
+    std::lock_guard<std::mutex> lock(host.mutex_);
+    if (level >= host.log_level_) {
+      host.logs_.push_back(
+          LogRecord{level, std::string(view(event)), copy_fields(fields, field_count)});
+    }
+  }
+
+  static int on_log_enabled(emsnode_host_ctx* ctx, emsnode_log_level level) {
+    FakeHost& host = self(ctx);
+    std::lock_guard<std::mutex> lock(host.mutex_);
+    return level >= host.log_level_ ? 1 : 0;
+  }
+
+  static emsnode_status on_config_string(emsnode_host_ctx* ctx, emsnode_str key, emsnode_str* out) {
+    const auto* value = config_value<std::string>(ctx, key);
+    if (value == nullptr) return EMSNODE_NOT_FOUND;
+    *out = detail::to_str(*value);
+    return EMSNODE_OK;
+  }
+  static emsnode_status on_config_int(emsnode_host_ctx* ctx, emsnode_str key, std::int64_t* out) {
+    const auto* value = config_value<std::int64_t>(ctx, key);
+    if (value == nullptr) return EMSNODE_NOT_FOUND;
+    *out = *value;
+    return EMSNODE_OK;
+  }
+  static emsnode_status on_config_float(emsnode_host_ctx* ctx, emsnode_str key, double* out) {
+    const auto* value = config_value<double>(ctx, key);
+    if (value == nullptr) return EMSNODE_NOT_FOUND;
+    *out = *value;
+    return EMSNODE_OK;
+  }
+  static emsnode_status on_config_bool(emsnode_host_ctx* ctx, emsnode_str key, int* out) {
+    const auto* value = config_value<bool>(ctx, key);
+    if (value == nullptr) return EMSNODE_NOT_FOUND;
+    *out = *value ? 1 : 0;
+    return EMSNODE_OK;
+  }
+  static emsnode_status on_config_duration_ms(emsnode_host_ctx* ctx, emsnode_str key,
+                                              std::uint64_t* out) {
+    const auto* value = config_value<std::chrono::milliseconds>(ctx, key);
+    if (value == nullptr || value->count() < 0) return EMSNODE_NOT_FOUND;
+    *out = static_cast<std::uint64_t>(value->count());
+    return EMSNODE_OK;
+  }
+  static emsnode_status on_config_array_size(emsnode_host_ctx* ctx, emsnode_str key,
+                                             std::size_t* out) {
+    const auto* value = config_value<std::vector<std::string>>(ctx, key);
+    if (value == nullptr) return EMSNODE_NOT_FOUND;
+    *out = value->size();
+    return EMSNODE_OK;
+  }
+  static emsnode_status on_config_array_string(emsnode_host_ctx* ctx, emsnode_str key,
+                                               std::size_t index, emsnode_str* out) {
+    const auto* value = config_value<std::vector<std::string>>(ctx, key);
+    if (value == nullptr || index >= value->size()) return EMSNODE_NOT_FOUND;
+    *out = detail::to_str((*value)[index]);
+    return EMSNODE_OK;
+  }
+
+  static emsnode_str on_node_id(emsnode_host_ctx* ctx) {
+    FakeHost& host = self(ctx);
+    std::lock_guard<std::mutex> lock(host.mutex_);
+    return detail::to_str(host.node_id_);
+  }
+
+  static std::uint64_t on_current_epoch(emsnode_host_ctx* ctx) {
+    FakeHost& host = self(ctx);
+    std::lock_guard<std::mutex> lock(host.mutex_);
+    return host.epoch_;
+  }
+
+  static emsnode_status on_post(emsnode_host_ctx* ctx, emsnode_task_fn fn, void* user_data) {
+    FakeHost& host = self(ctx);
+    std::lock_guard<std::mutex> lock(host.mutex_);
+    if (!host.started_) return EMSNODE_ERROR;
+    host.posts_.push_back(Task{fn, user_data});
+    return EMSNODE_OK;
+  }
+
+  static emsnode_timer_id on_timer_start(emsnode_host_ctx* ctx, std::uint64_t delay_ms,
+                                         std::uint64_t period_ms, emsnode_task_fn fn,
+                                         void* user_data) {
+    FakeHost& host = self(ctx);
+    std::lock_guard<std::mutex> lock(host.mutex_);
+    if (!host.started_) return 0;
+    const emsnode_timer_id id = ++host.last_timer_id_;  // never reused
+    const auto delay = std::chrono::milliseconds(static_cast<std::int64_t>(delay_ms));
+    const auto period = std::chrono::milliseconds(static_cast<std::int64_t>(period_ms));
+    host.timers_.emplace(id, ArmedTimer{host.now_ + delay, period, Task{fn, user_data}});
+    return id;
+  }
+
+  // As the ABI requires: once this returns the callback is not running, unless this is called
+  // from that very callback.
+  static void on_timer_cancel(emsnode_host_ctx* ctx, emsnode_timer_id timer) {
+    FakeHost& host = self(ctx);
+    std::unique_lock<std::mutex> lock(host.mutex_);
+    host.timers_.erase(timer);
+    const auto caller = std::this_thread::get_id();
+    host.timer_done_.wait(
+        lock, [&] { return host.running_timer_ != timer || host.running_thread_ == caller; });
+  }
+
+  static emsnode_metric* on_metric_register(emsnode_host_ctx* ctx, emsnode_metric_kind kind,
+                                            emsnode_str name, emsnode_str help,
+                                            const emsnode_field* labels, std::size_t label_count,
+                                            const double* buckets, std::size_t bucket_count) {
+    FakeHost& host = self(ctx);
+    std::lock_guard<std::mutex> lock(host.mutex_);
+    const std::string metric_name(view(name));
+    if (!valid_metric_name(metric_name)) {
+      host.host_log_locked("host.metric_refused",
+                           {{"name", metric_name}, {"reason", "not [a-z_][a-z0-9_]*"}});
+      return nullptr;
+    }
+    Fields label_fields = copy_fields(labels, label_count);
+    for (const auto& metric : host.metrics_) {
+      if (metric->record.name != metric_name) continue;
+      if (metric->record.kind != kind) {
+        host.host_log_locked("host.metric_refused",
+                             {{"name", metric_name}, {"reason", "registered with another kind"}});
+        return nullptr;
+      }
+      if (metric->record.labels == label_fields) {
+        return reinterpret_cast<emsnode_metric*>(metric.get());
+      }
+    }
+    MetricRecord record{kind, metric_name, std::string(view(help)), std::move(label_fields), {},
+                        0,    {}};
+    if (buckets != nullptr) {
+      record.buckets.assign(buckets, buckets + bucket_count);
+    }
+    host.metrics_.push_back(std::make_unique<Metric>(Metric{&host, std::move(record)}));
+    return reinterpret_cast<emsnode_metric*>(host.metrics_.back().get());
+  }
+
+  // Updates one metric, or logs what the plugin did wrong (a misuse the node would also log).
+  template <typename Update>
+  static void update_metric(emsnode_metric* handle, const char* call,
+                            std::initializer_list<emsnode_metric_kind> kinds, Update update) {
+    auto& metric = *reinterpret_cast<Metric*>(handle);
+    FakeHost& host = *metric.owner;
+    std::lock_guard<std::mutex> lock(host.mutex_);
+    if (std::find(kinds.begin(), kinds.end(), metric.record.kind) == kinds.end()) {
+      host.host_log_locked("host.metric_misused", {{"name", metric.record.name}, {"call", call}});
+      return;
+    }
+    update(metric.record);
+  }
+
+  static void on_metric_add(emsnode_metric* handle, double delta) {
+    auto& metric = *reinterpret_cast<Metric*>(handle);
+    if (metric.record.kind == EMSNODE_METRIC_COUNTER && delta < 0) {
+      std::lock_guard<std::mutex> lock(metric.owner->mutex_);
+      metric.owner->host_log_locked("host.metric_misused",
+                                    {{"name", metric.record.name}, {"call", "metric_add < 0"}});
+      return;
+    }
+    update_metric(handle, "metric_add", {EMSNODE_METRIC_COUNTER, EMSNODE_METRIC_GAUGE},
+                  [&](MetricRecord& record) { record.value += delta; });
+  }
+  static void on_metric_set(emsnode_metric* handle, double value) {
+    update_metric(handle, "metric_set", {EMSNODE_METRIC_GAUGE},
+                  [&](MetricRecord& record) { record.value = value; });
+  }
+  static void on_metric_observe(emsnode_metric* handle, double value) {
+    update_metric(handle, "metric_observe", {EMSNODE_METRIC_HISTOGRAM},
+                  [&](MetricRecord& record) { record.observations.push_back(value); });
+  }
+
+  static void on_health_report(emsnode_host_ctx* ctx, emsnode_health health, emsnode_str detail) {
+    FakeHost& host = self(ctx);
+    std::lock_guard<std::mutex> lock(host.mutex_);
+    host.health_ = health;
+    host.health_detail_ = std::string(view(detail));
+  }
+
+  emsnode_host_api api_{};
+  const emsnode_plugin_api* plugin_ = nullptr;
+  void* instance_ = nullptr;
+
+  mutable std::mutex mutex_;  // guards everything below
+  std::condition_variable timer_done_;
+  std::string last_error_;
+  std::string node_id_ = "fake-node";
+  std::uint64_t epoch_ = 1;
+  std::map<std::string, ConfigValue, std::less<>> config_;
+  emsnode_log_level log_level_ = EMSNODE_LOG_TRACE;
+  std::vector<LogRecord> logs_;
+  std::vector<std::unique_ptr<Metric>> metrics_;
+  emsnode_health health_ = EMSNODE_HEALTH_OK;
+  std::string health_detail_;
+  bool started_ = false;
+  std::chrono::milliseconds now_{0};
+  std::deque<Task> posts_;
+  std::map<emsnode_timer_id, ArmedTimer> timers_;
+  emsnode_timer_id last_timer_id_ = 0;
+  emsnode_timer_id running_timer_ = 0;
+  std::thread::id running_thread_;  // the thread running running_timer_
+  std::size_t leaked_timers_ = 0;
+  std::chrono::milliseconds last_stop_duration_{0};
+};
+
+}  // namespace emsnode::sdk::testing

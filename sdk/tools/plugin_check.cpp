@@ -1,0 +1,284 @@
+// emsnode-plugin-check: loads one built plugin with the host's own loader and refusals, and
+// cycles it the way a node does over role flips, reporting every step and every leak.
+//
+//   emsnode-plugin-check LIB_OR_DIR [--config FILE.toml] [--start-timeout 10s]
+//                        [--stop-deadline 5s]
+//
+// LIB_OR_DIR is the plugin's folder (with plugin.toml) or its library. --config holds the
+// plugin's section as top-level keys (as under [plugins.<id>]); without it, the defaults of the
+// manifest's schema. Exit status: 0 clean, 1 refused or a problem found, 2 bad usage.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/schema.hpp"
+#include "host/executor.hpp"
+#include "host/host_error.hpp"
+#include "host/host_services.hpp"
+#include "host/manifest.hpp"
+#include "host/metrics.hpp"
+#include "host/plugin_instance.hpp"
+#include "host/plugin_loader.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using emsnode::host::CallOutcome;
+using emsnode::host::CallResult;
+using std::chrono::milliseconds;
+
+constexpr const char* kUsage =
+    "usage: emsnode-plugin-check LIB_OR_DIR [--config FILE.toml] [--start-timeout DURATION]\n"
+    "                            [--stop-deadline DURATION]\n";
+
+struct Options {
+  fs::path target;
+  std::optional<fs::path> config;
+  milliseconds start_timeout{10000};
+  milliseconds stop_deadline{5000};
+};
+
+std::optional<Options> parse_options(int argc, char** argv) {
+  Options options;
+  bool have_target = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const bool has_value = i + 1 < argc;
+    if (arg == "--config" && has_value) {
+      options.config = fs::absolute(argv[++i]);
+    } else if ((arg == "--start-timeout" || arg == "--stop-deadline") && has_value) {
+      const auto duration = emsnode::config::parse_duration(argv[++i]);
+      if (!duration) {
+        std::cerr << arg << ": \"" << argv[i] << "\" is not a duration such as 500ms or 5s\n";
+        return std::nullopt;
+      }
+      (arg == "--start-timeout" ? options.start_timeout : options.stop_deadline) = *duration;
+    } else if (!arg.empty() && arg[0] != '-' && !have_target) {
+      options.target = fs::absolute(arg);
+      have_target = true;
+    } else {
+      std::cerr << "unexpected argument \"" << arg << "\"\n";
+      return std::nullopt;
+    }
+  }
+  if (!have_target) return std::nullopt;
+  return options;
+}
+
+// Threads of this process, as the kernel counts them.
+std::size_t count_threads() {
+  std::error_code ec;
+  std::size_t count = 0;
+  for (fs::directory_iterator it("/proc/self/task", ec), end; !ec && it != end; it.increment(ec)) {
+    ++count;
+  }
+  return count;
+}
+
+emsnode::host::Manifest read_target_manifest(const fs::path& target) {
+  const bool is_dir = fs::is_directory(target);
+  const fs::path folder = is_dir ? target : target.parent_path();
+  emsnode::host::Manifest manifest;
+  try {
+    manifest = emsnode::host::read_manifest(folder / "plugin.toml");
+  } catch (const emsnode::config::ConfigError& e) {
+    throw emsnode::host::HostError(e.what());
+  }
+  if (!is_dir && fs::weakly_canonical(target) != fs::weakly_canonical(manifest.library)) {
+    throw emsnode::host::HostError(target.string() + ": the plugin.toml beside it declares id \"" +
+                                   manifest.id + "\", whose library is " +
+                                   manifest.library.filename().string());
+  }
+  return manifest;
+}
+
+emsnode::config::Values plugin_values(const emsnode::host::Manifest& manifest,
+                                      const std::optional<fs::path>& config_file) {
+  emsnode::config::Context context;
+  context.table = "plugins." + manifest.id;
+  try {
+    if (config_file) {
+      context.file = config_file->string();
+      context.base_dir = config_file->parent_path();
+      return emsnode::config::validate(emsnode::config::parse_file(*config_file),
+                                       manifest.config_schema, context);
+    }
+    context.file = manifest.file.string();
+    context.base_dir = manifest.file.parent_path();
+    return emsnode::config::validate(toml::table{}, manifest.config_schema, context);
+  } catch (const emsnode::config::ConfigError& e) {
+    const std::string hint = config_file ? "" : " (the defaults do not do: pass --config)";
+    throw emsnode::host::HostError(e.what() + hint);
+  }
+}
+
+// Runs the steps and collects what went wrong.
+class Checker {
+ public:
+  Checker(emsnode::host::LoadedLibrary library, emsnode::config::Values values,
+          const Options& options)
+      : library_(std::move(library)),
+        values_(std::move(values)),
+        options_(options),
+        shared_(std::make_shared<emsnode::host::HostShared>()),
+        executor_(options.stop_deadline) {
+    shared_->node_id = "plugin-check";
+    shared_->epoch.store(1);
+    shared_->metrics = std::make_shared<emsnode::host::MetricsRegistry>();
+  }
+
+  void run() {
+    // The executor's thread is already running: it is part of the baseline.
+    const std::size_t threads_before = count_threads();
+    std::cout << "instance 1: create, start, stop, start, stop, stop again, destroy\n";
+    cycle_first_instance();
+    std::cout << "instance 2: create, stop without start, destroy\n";
+    cycle_second_instance();
+    check_threads(threads_before);
+  }
+
+  const std::vector<std::string>& problems() const { return problems_; }
+  std::size_t steps() const { return steps_; }
+
+ private:
+  using Instance = emsnode::host::PluginInstance;
+
+  std::unique_ptr<Instance> make_instance() {
+    return std::make_unique<Instance>(library_, values_, shared_, executor_);
+  }
+
+  void cycle_first_instance() {
+    auto instance = make_instance();
+    if (!step("create", instance->create())) return;
+    for (const char* name : {"start", "stop", "start", "stop", "stop again"}) {
+      const bool is_start = std::string(name) == "start";
+      const CallOutcome outcome = is_start ? instance->start(options_.start_timeout)
+                                           : instance->stop(options_.stop_deadline);
+      if (!step(name, outcome)) return;
+    }
+    step("destroy", instance->destroy());
+  }
+
+  void cycle_second_instance() {
+    auto instance = make_instance();
+    if (!step("create", instance->create())) return;
+    if (!step("stop without start", instance->stop(options_.stop_deadline))) return;
+    step("destroy", instance->destroy());
+  }
+
+  // Prints one step; returns false when the instance cannot go on (not created, or faulted).
+  bool step(const std::string& name, const CallOutcome& outcome) {
+    ++steps_;
+    std::string verdict = "ok";
+    std::string detail;
+    switch (outcome.result) {
+      case CallResult::ok:
+        break;
+      case CallResult::failed:
+        verdict = "FAILED";
+        break;
+      case CallResult::timed_out:
+        verdict = "TIMEOUT";
+        break;
+      case CallResult::abandoned:
+        verdict = "FAULTED";
+        break;
+    }
+    if (outcome.result != CallResult::ok) {
+      detail = outcome.error;
+      problems_.push_back(name + ": " + outcome.error);
+    }
+    if (outcome.leaked_timers > 0) {
+      if (verdict == "ok") verdict = "LEAK";
+      const std::string leak =
+          std::to_string(outcome.leaked_timers) + " timer(s) still armed when stop returned";
+      detail += (detail.empty() ? "" : "; ") + leak;
+      problems_.push_back(name + ": " + leak);
+    }
+    if (outcome.result == CallResult::abandoned) faulted_ = true;
+    char line[64];
+    std::snprintf(line, sizeof line, "  %-20s %-8s %6lld ms", name.c_str(), verdict.c_str(),
+                  static_cast<long long>(outcome.elapsed.count()));
+    std::cout << line << (detail.empty() ? "" : "  " + detail) << "\n";
+    const bool not_created = name == "create" && outcome.result != CallResult::ok;
+    return !not_created && outcome.result != CallResult::abandoned;
+  }
+
+  void check_threads(std::size_t before) {
+    if (faulted_) {
+      std::cout << "threads: not counted (a call was abandoned and may still run)\n";
+      return;
+    }
+    // A plugin thread that was told to end in stop may take a moment to be gone.
+    std::size_t after = count_threads();
+    for (int i = 0; i < 50 && after > before; ++i) {
+      std::this_thread::sleep_for(milliseconds(20));
+      after = count_threads();
+    }
+    std::cout << "threads: " << before << " before the first create, " << after
+              << " after the last destroy\n";
+    if (after > before) {
+      problems_.push_back(std::to_string(after - before) +
+                          " thread(s) still running after destroy (join them in stop)");
+      // Their code must stay mapped until the process exits.
+      emsnode::host::pin_library(library_);
+    }
+  }
+
+  emsnode::host::LoadedLibrary library_;
+  emsnode::config::Values values_;
+  Options options_;
+  std::shared_ptr<emsnode::host::HostShared> shared_;
+  emsnode::host::Executor executor_;
+  std::vector<std::string> problems_;
+  std::size_t steps_ = 0;
+  bool faulted_ = false;
+};
+
+int verdict(const std::string& who, const std::vector<std::string>& problems, std::size_t steps) {
+  if (problems.empty()) {
+    std::cout << "PASS " << who << ": " << steps << " steps, no failures, no leaks\n";
+    return 0;
+  }
+  std::string text;
+  for (const std::string& problem : problems) text += (text.empty() ? "" : "; ") + problem;
+  std::cout << "FAIL " << who << ": " << problems.size() << " problem(s): " << text << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::optional<Options> options = parse_options(argc, argv);
+  if (!options) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  std::string who = options->target.string();
+  try {
+    const emsnode::host::Manifest manifest = read_target_manifest(options->target);
+    who = manifest.id + " " + manifest.version;
+    emsnode::config::Values values = plugin_values(manifest, options->config);
+    emsnode::host::LoadedLibrary library = emsnode::host::load_library(manifest);
+    std::cout << "plugin: " << manifest.id << " " << manifest.version << " (ABI "
+              << manifest.abi_major << "." << manifest.abi_minor << ") "
+              << manifest.library.string() << "\n"
+              << "config: "
+              << (options->config ? options->config->string() : "defaults from plugin.toml")
+              << "\n";
+    Checker checker(std::move(library), std::move(values), *options);
+    checker.run();
+    return verdict(who, checker.problems(), checker.steps());
+  } catch (const emsnode::host::HostError& e) {
+    std::cout << "refused: " << e.what() << "\n";
+    return verdict(who, {"refused by the host"}, 0);
+  }
+}

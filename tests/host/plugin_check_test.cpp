@@ -1,0 +1,130 @@
+// emsnode-plugin-check, run as a third party would run it on a built plugin.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "host_test_support.hpp"
+
+namespace emsnode::host {
+namespace {
+
+using namespace std::chrono_literals;
+using emsnode::testing::Completed;
+using testing::Sandbox;
+
+Completed plugin_check(const Sandbox& box, std::vector<std::string> args) {
+  args.insert(args.begin(), EMSNODE_PLUGIN_CHECK);
+  return emsnode::testing::run(args, box.root(), 60s);
+}
+
+std::string last_line(const std::string& text) {
+  std::istringstream in(text);
+  std::string line;
+  std::string last;
+  while (std::getline(in, line)) {
+    if (!line.empty()) last = line;
+  }
+  return last;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("plugin-check passes a well-behaved plugin after cycling it") {
+  Sandbox box;
+  const auto folder = box.add("t-healthy");
+  const Completed result = plugin_check(box, {folder.string()});
+  INFO(result.out << result.err);
+  CHECK(result.status == 0);
+  CHECK(contains(result.out,
+                 "plugin: t-healthy 1.0.0 (ABI 1.0) " + box.library("t-healthy").string() + "\n"));
+  CHECK(contains(result.out, "instance 1: create, start, stop, start, stop, stop again, destroy"));
+  CHECK(contains(result.out, "instance 2: create, stop without start, destroy"));
+  for (const char* step :
+       {"create", "start", "stop", "stop again", "stop without start", "destroy"}) {
+    CHECK(contains(result.out, "  " + std::string(step) + " "));
+  }
+  CHECK(last_line(result.out) == "PASS t-healthy 1.0.0: 10 steps, no failures, no leaks");
+}
+
+TEST_CASE("plugin-check accepts the library file and a config file of the plugin's section") {
+  Sandbox box;
+  box.add("t-healthy");
+  const auto config = box.dir_write("healthy.toml",
+                                    "greeting = \"hi\"\ninterval = \"5ms\"\n"
+                                    "journal = \"" +
+                                        box.journal().string() + "\"\n");
+  const Completed result =
+      plugin_check(box, {box.library("t-healthy").string(), "--config", config.string()});
+  INFO(result.out << result.err);
+  CHECK(result.status == 0);
+  CHECK(contains(result.out, "config: " + config.string() + "\n"));
+  CHECK(box.journal_lines().at(0).rfind("config greeting=hi count=3", 0) == 0);
+}
+
+TEST_CASE("plugin-check refuses an invalid config file with its position") {
+  Sandbox box;
+  box.add("t-healthy");
+  const auto config = box.dir_write("healthy.toml", "count = \"many\"\n");
+  const Completed result =
+      plugin_check(box, {box.library("t-healthy").string(), "--config", config.string()});
+  CHECK(result.status == 1);
+  CHECK(contains(result.out, "refused: " + config.string() + ":1:9: "));
+  CHECK(last_line(result.out).rfind("FAIL t-healthy 1.0.0: ", 0) == 0);
+}
+
+TEST_CASE("plugin-check fails a plugin that leaves timers armed after stop") {
+  Sandbox box;
+  const Completed result = plugin_check(box, {box.add("t-timer-leak").string()});
+  CHECK(result.status == 1);
+  CHECK(contains(result.out, "LEAK"));
+  CHECK(last_line(result.out) ==
+        "FAIL t-timer-leak 1.0.0: 2 problem(s): stop: 1 timer(s) still armed when stop returned; "
+        "stop: 1 timer(s) still armed when stop returned");
+}
+
+TEST_CASE("plugin-check fails a plugin that leaves a thread running after destroy") {
+  Sandbox box;
+  const Completed result = plugin_check(box, {box.add("t-thread-leak").string()});
+  CHECK(result.status == 1);
+  CHECK(
+      contains(last_line(result.out), "thread(s) still running after destroy (join them in stop)"));
+}
+
+TEST_CASE("plugin-check fails a plugin that misses its stop deadline, within the deadline") {
+  Sandbox box;
+  const auto folder = box.add("t-never-stops");
+  const auto began = std::chrono::steady_clock::now();
+  const Completed result = plugin_check(box, {folder.string(), "--stop-deadline", "200ms"});
+  CHECK(std::chrono::steady_clock::now() - began < 5s);
+  CHECK(result.status == 1);
+  CHECK(contains(result.out, "FAULTED"));
+  // Both instances are stopped, and both stops are abandoned at the deadline.
+  CHECK(last_line(result.out) ==
+        "FAIL t-never-stops 1.0.0: 2 problem(s): stop: stop did not return within its deadline "
+        "of 200ms; stop without start: stop did not return within its deadline of 200ms");
+}
+
+TEST_CASE("plugin-check applies the host's refusals") {
+  Sandbox box;
+  const Completed result = plugin_check(box, {box.add("t-abi-major").string()});
+  CHECK(result.status == 1);
+  CHECK(contains(result.out,
+                 "refused: " + box.library("t-abi-major").string() + ": built for ABI 2.0"));
+  CHECK(last_line(result.out) == "FAIL t-abi-major 1.0.0: 1 problem(s): refused by the host");
+}
+
+TEST_CASE("plugin-check without a plugin prints its usage") {
+  Sandbox box;
+  const Completed result = plugin_check(box, {});
+  CHECK(result.status == 2);
+  CHECK(contains(result.err, "usage: emsnode-plugin-check LIB_OR_DIR"));
+}
+
+}  // namespace emsnode::host

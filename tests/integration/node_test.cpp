@@ -1,0 +1,251 @@
+// The real emsnode binary, started as operators start it.
+#include <catch2/catch.hpp>
+
+#include <regex>
+#include <sstream>
+
+#include "support/net.hpp"
+#include "support/process.hpp"
+
+using namespace std::chrono_literals;
+using emsnode::testing::echo_roundtrip;
+using emsnode::testing::eventually;
+using emsnode::testing::free_port;
+using emsnode::testing::Process;
+using emsnode::testing::read_file;
+using emsnode::testing::run;
+using emsnode::testing::TempDir;
+
+namespace {
+
+const std::string kEmsnode = EMSNODE_BINARY;
+
+// A node config in `dir` serving echo on `port`, logging to node.log in `dir`.
+std::filesystem::path write_node_config(const TempDir& dir, std::uint16_t port,
+                                        const std::string& extra_log = "") {
+  return dir.write("node.toml",
+                   "[node]\nid = \"itest\"\ndata_dir = \"state\"\n"
+                   "[log]\nconsole = false\nfile = \"node.log\"\n" +
+                       extra_log +
+                       "\n[plugins.echo]\nlisten = \"127.0.0.1:" + std::to_string(port) + "\"\n");
+}
+
+bool serves_echo(std::uint16_t port) {
+  return echo_roundtrip(port, "ping") == "ping";
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+}  // namespace
+
+TEST_CASE("emsnode --version prints the version and the plugin ABI") {
+  TempDir dir;
+  const auto result = run({kEmsnode, "--version"}, dir.path());
+  CHECK(result.status == 0);
+  CHECK_THAT(result.out, Catch::Matches(R"(emsnode \d+\.\d+\.\d+ \(plugin ABI \d+\.\d+\)\n)"));
+}
+
+TEST_CASE("emsnode --help lists every verb and the exit statuses") {
+  TempDir dir;
+  const auto result = run({kEmsnode, "--help"}, dir.path());
+  CHECK(result.status == 0);
+  for (const char* verb : {"run", "check", "version", "help"}) {
+    CHECK_THAT(result.out, Catch::Contains(std::string("\n  ") + verb + " "));
+  }
+  CHECK_THAT(result.out, Catch::Contains("--conf FILE"));
+  CHECK_THAT(result.out, Catch::Contains("Exit status"));
+}
+
+TEST_CASE("an unknown verb, an unknown option or a missing --conf is a usage error") {
+  TempDir dir;
+  const auto [args, message] = GENERATE(table<std::vector<std::string>, std::string>({
+      {{"frobnicate"}, "unknown verb frobnicate"},
+      {{"--frobnicate"}, "unknown option --frobnicate"},
+      {{"check"}, "check needs --conf FILE"},
+      {{"--conf"}, "--conf needs a FILE"},
+  }));
+  std::vector<std::string> argv{kEmsnode};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const auto result = run(argv, dir.path());
+  CHECK(result.status == 2);
+  CHECK(result.err == "emsnode: " + message + " (see emsnode --help)\n");
+}
+
+TEST_CASE("check accepts the embedded default config and shows the echo plugin's settings") {
+  TempDir dir;
+  const auto result =
+      run({kEmsnode, "check", "--conf", EMSNODE_SOURCE_DIR "/conf/node.toml"}, dir.path());
+  INFO(result.err);
+  CHECK(result.status == 0);
+  CHECK_THAT(result.out, Catch::Contains("conf/node.toml: valid"));
+  CHECK_THAT(result.out, Catch::Contains("node.id = node1"));
+  CHECK_THAT(result.out, Catch::Contains("plugin echo "));
+  CHECK_THAT(result.out, Catch::Contains("listen = 127.0.0.1:18013"));
+}
+
+TEST_CASE("a config with an unknown key is refused with FILE:LINE:COL and exit status 2") {
+  TempDir dir;
+  const auto conf =
+      dir.write("node.toml", "[node]\nid = \"n1\"\n\n[log]\nlevel = \"info\"\ncolour = true\n");
+  for (const char* verb : {"check", "run"}) {
+    const auto result = run({kEmsnode, verb, "--conf", conf.string()}, dir.path());
+    CHECK(result.status == 2);
+    CHECK_THAT(result.err, Catch::StartsWith(conf.string() + ":6:1: "));
+    CHECK_THAT(result.err, Catch::Contains("colour"));
+    CHECK(lines_of(result.err).size() == 1);
+  }
+  CHECK_FALSE(std::filesystem::exists(dir / "var"));
+}
+
+TEST_CASE("an invalid plugin section is refused at its place in the node config") {
+  TempDir dir;
+  const auto conf =
+      dir.write("node.toml", "[node]\nid = \"n1\"\n[plugins.echo]\nlisten = \"no-port\"\n");
+  const auto result = run({kEmsnode, "check", "--conf", conf.string()}, dir.path());
+  CHECK(result.status == 2);
+  CHECK_THAT(result.err, Catch::StartsWith(conf.string() + ":4:10: "));
+  CHECK_THAT(result.err, Catch::Contains("listen"));
+}
+
+TEST_CASE("a running node serves its plugins and stops cleanly on SIGTERM or SIGINT") {
+  const int stop_signal = GENERATE(SIGTERM, SIGINT);
+  TempDir dir;
+  const std::uint16_t port = free_port();
+  Process node({kEmsnode, "--conf", write_node_config(dir, port).string()}, dir.path());
+
+  REQUIRE(eventually([&] { return serves_echo(port); }));
+  node.signal(stop_signal);
+  REQUIRE(node.wait(10s) == 0);
+
+  CHECK_FALSE(echo_roundtrip(port, "ping"));
+  const std::string log = read_file(dir / "node.log");
+  for (const char* event :
+       {"node.started", "plugin.started", "node.stopping", "plugin.stopped", "node.stopped"}) {
+    CHECK_THAT(log, Catch::Contains(event));
+  }
+  CHECK(std::filesystem::is_directory(dir / "state"));
+}
+
+TEST_CASE("SIGHUP makes the node reopen its log file") {
+  TempDir dir;
+  const std::uint16_t port = free_port();
+  Process node({kEmsnode, "--conf", write_node_config(dir, port).string()}, dir.path());
+  REQUIRE(eventually([&] { return serves_echo(port); }));
+
+  std::filesystem::rename(dir / "node.log", dir / "node.log.1");
+  node.signal(SIGHUP);
+  REQUIRE(eventually([&] { return std::filesystem::exists(dir / "node.log"); }));
+  node.signal(SIGTERM);
+  REQUIRE(node.wait(10s) == 0);
+
+  CHECK_THAT(read_file(dir / "node.log.1"), Catch::Contains("plugin.started"));
+  CHECK_THAT(read_file(dir / "node.log"), Catch::Contains("log.reopened"));
+  CHECK_THAT(read_file(dir / "node.log"), Catch::Contains("node.stopped"));
+  CHECK_THAT(read_file(dir / "node.log.1"), !Catch::Contains("node.stopped"));
+}
+
+TEST_CASE("JSON logs are one object per line and plugin records carry the plugin's tag") {
+  TempDir dir;
+  const std::uint16_t port = free_port();
+  Process node({kEmsnode, "--conf", write_node_config(dir, port, "format = \"json\"\n").string()},
+               dir.path());
+  REQUIRE(eventually([&] { return serves_echo(port); }));
+  node.signal(SIGTERM);
+  REQUIRE(node.wait(10s) == 0);
+
+  const auto lines = lines_of(read_file(dir / "node.log"));
+  REQUIRE(lines.size() >= 4);
+  const std::regex object(
+      R"(\{"ts":"[^"]+","level":"[a-z]+","component":"[a-z._-]+","event":"[a-z._]+"(,"[a-z_]+":"([^"\\]|\\.)*")*\})");
+  for (const auto& line : lines) CHECK(std::regex_match(line, object));
+  CHECK_THAT(read_file(dir / "node.log"), Catch::Contains(R"("component":"plugin.echo")"));
+}
+
+TEST_CASE("relative paths in a config resolve against the config file's folder") {
+  TempDir dir;
+  TempDir elsewhere;
+  const std::uint16_t port = free_port();
+  const auto conf = write_node_config(dir, port);
+  // Started from another working directory: the config's folder is the anchor, not the cwd.
+  Process node({kEmsnode, "--conf", conf.string()}, elsewhere.path(), {}, elsewhere.path());
+  REQUIRE(eventually([&] { return serves_echo(port); }));
+  node.signal(SIGTERM);
+  REQUIRE(node.wait(10s) == 0);
+  CHECK(std::filesystem::exists(dir / "node.log"));
+  CHECK(std::filesystem::is_directory(dir / "state"));
+  CHECK_FALSE(std::filesystem::exists(elsewhere / "node.log"));
+  CHECK_FALSE(std::filesystem::exists(elsewhere / "state"));
+}
+
+TEST_CASE("a node with a broken enabled plugin refuses to start, naming the file and the reason") {
+  TempDir dir;
+  const auto [plugin, reason] = GENERATE(table<std::string, std::string>({
+      {"t-no-entry", "no entry point emsnode_plugin_entry"},
+      {"t-abi-major", "a different major cannot work"},
+      {"t-version-mismatch", "version"},
+  }));
+  const auto conf = dir.write("node.toml", "[node]\nid = \"n1\"\n[plugin_host]\ndirs = [\"" +
+                                               std::string(EMSNODE_TEST_PLUGIN_DIR) +
+                                               "\"]\n[plugins." + plugin + "]\n");
+  const auto result = run({kEmsnode, "--conf", conf.string()}, dir.path());
+  CHECK(result.status == 2);
+  INFO(result.err);
+  CHECK_THAT(result.err, Catch::Contains(plugin + ".so"));
+  CHECK_THAT(result.err, Catch::Contains(reason));
+  CHECK_THAT(result.err, !Catch::Contains("node.started"));
+}
+
+TEST_CASE("a plugin that never stops does not hold the node's shutdown hostage") {
+  TempDir dir;
+  const std::uint16_t port = free_port();
+  const auto conf =
+      dir.write("node.toml",
+                "[node]\nid = \"n1\"\n[log]\nconsole = false\nfile = \"node.log\"\n"
+                "[plugin_host]\nstop_deadline = \"300ms\"\ndirs = [\"" +
+                    std::string(EMSNODE_TEST_PLUGIN_DIR) +
+                    "\"]\n[plugins.t-never-stops]\n[plugins.echo]\nlisten = \"127.0.0.1:" +
+                    std::to_string(port) + "\"\n");
+  Process node({kEmsnode, "--conf", conf.string()}, dir.path());
+  REQUIRE(eventually([&] { return serves_echo(port); }));
+
+  const auto asked = std::chrono::steady_clock::now();
+  node.signal(SIGTERM);
+  REQUIRE(node.wait(10s) == 0);
+  CHECK(std::chrono::steady_clock::now() - asked < 2s);
+  const std::string log = read_file(dir / "node.log");
+  CHECK_THAT(log, Catch::Contains("plugin.stop_deadline_missed id=t-never-stops"));
+  CHECK_THAT(log, Catch::Contains("node.stopped"));
+}
+
+TEST_CASE("a secret never appears in check output or in the node's log") {
+  TempDir dir;
+  const std::string secret = "s3cr3t-Value-42";
+  const auto conf = dir.write("node.toml",
+                              "[node]\nid = \"n1\"\n[log]\nconsole = false\nfile = \"node.log\"\n"
+                              "level = \"trace\"\n[plugin_host]\ndirs = [\"" +
+                                  std::string(EMSNODE_TEST_PLUGIN_DIR) +
+                                  "\"]\n[plugins.t-healthy]\ntoken = \"env:EMSNODE_TEST_TOKEN\"\n"
+                                  "journal = \"journal.txt\"\nlog_level = \"trace\"\n");
+  const std::vector<std::string> env{"EMSNODE_TEST_TOKEN=" + secret};
+
+  const auto checked = run({kEmsnode, "check", "--conf", conf.string()}, dir.path(), 30s, env);
+  INFO(checked.err);
+  REQUIRE(checked.status == 0);
+  CHECK_THAT(checked.out, Catch::Contains("token = <redacted>"));
+  CHECK_THAT(checked.out + checked.err, !Catch::Contains(secret));
+
+  Process node({kEmsnode, "--conf", conf.string()}, dir.path(), env);
+  REQUIRE(eventually([&] {
+    return read_file(dir / "node.log").find("plugin.started id=t-healthy") != std::string::npos;
+  }));
+  node.signal(SIGTERM);
+  REQUIRE(node.wait(10s) == 0);
+  // The plugin did receive it (its journal says so); the node never wrote it anywhere.
+  CHECK_THAT(read_file(dir / "journal.txt"), Catch::Contains(secret));
+  CHECK_THAT(read_file(dir / "node.log") + node.out() + node.err(), !Catch::Contains(secret));
+}

@@ -1,0 +1,69 @@
+// Pins plugin_abi.h by its SHA-256, one hash per ABI version. Plugins in the field were compiled
+// against these exact bytes: any edit must come with a version bump and a new entry here.
+#include <emsnode/plugin_abi.h>
+
+#include <openssl/evp.h>
+
+#include <catch2/catch.hpp>
+
+#include <cstddef>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <string>
+
+extern "C" std::size_t emsnode_abi_c_sizeof_host_api(void);
+extern "C" std::size_t emsnode_abi_c_sizeof_plugin_api(void);
+
+namespace {
+
+// "<EMSNODE_ABI_MAJOR>.<EMSNODE_ABI_MINOR>" -> SHA-256 of plugin_abi.h at that version.
+// Append only: an entry is never edited once the version has shipped.
+const std::map<std::string, std::string> kPinnedHashes = {
+    {"1.0", "cadc1f896665875bc4d4e8c577286bcc961d0b8cbaf43870a920ad35ab03b1cb"},
+};
+
+std::string sha256_hex(const std::string& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  REQUIRE(EVP_Digest(bytes.data(), bytes.size(), digest, &size, EVP_sha256(), nullptr) == 1);
+  static const char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < size; ++i) {
+    hex += kHex[digest[i] >> 4];
+    hex += kHex[digest[i] & 0xf];
+  }
+  return hex;
+}
+
+}  // namespace
+
+TEST_CASE("the plugin ABI header is the one pinned for its version") {
+  std::ifstream file(EMSNODE_ABI_HEADER, std::ios::binary);
+  REQUIRE(file);
+  const std::string bytes{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+  REQUIRE_FALSE(bytes.empty());
+
+  const std::string version =
+      std::to_string(EMSNODE_ABI_MAJOR) + "." + std::to_string(EMSNODE_ABI_MINOR);
+  const std::string actual = sha256_hex(bytes);
+  const std::string new_entry = "{\"" + version + "\", \"" + actual + "\"}";
+  const std::string table = std::string("kPinnedHashes in ") + __FILE__;
+  const auto pinned = kPinnedHashes.find(version);
+  if (pinned == kPinnedHashes.end()) {
+    FAIL("plugin_abi.h declares ABI " + version + ", which has no pinned hash. If this is a " +
+         "deliberate new version, add " + new_entry + " to " + table + ".");
+  }
+  if (pinned->second != actual) {
+    FAIL("plugin_abi.h changed but still declares ABI " + version + ", which plugins in the " +
+         "field were built against. Revert the edit, or bump the version: EMSNODE_ABI_MINOR " +
+         "for an append-only change (a function at the end of a table, a field at the end of " +
+         "a struct, a new enum value), EMSNODE_ABI_MAJOR for anything else. Then add the new " +
+         "version's hash to " + table + " (it is " + actual + "); never edit an existing entry.");
+  }
+}
+
+TEST_CASE("a C compiler and a C++ compiler lay the ABI tables out alike") {
+  CHECK(emsnode_abi_c_sizeof_host_api() == sizeof(emsnode_host_api));
+  CHECK(emsnode_abi_c_sizeof_plugin_api() == sizeof(emsnode_plugin_api));
+}
