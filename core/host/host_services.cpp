@@ -43,15 +43,15 @@ milliseconds to_delay(std::uint64_t ms) {
   return ms >= static_cast<std::uint64_t>(kMaxDelay.count()) ? kMaxDelay : milliseconds(ms);
 }
 
-Series* series_of(emsnode_metric* metric) {
-  return reinterpret_cast<Series*>(metric);
+metrics::Series* series_of(emsnode_metric* metric) {
+  return reinterpret_cast<metrics::Series*>(metric);
 }
 
-emsnode_metric* handle_of(Series& series) {
+emsnode_metric* handle_of(metrics::Series& series) {
   return reinterpret_cast<emsnode_metric*>(&series);
 }
 
-void report_misuse(Series& series, std::string_view call, std::string_view reason) {
+void report_misuse(metrics::Series& series, std::string_view call, std::string_view reason) {
   if (!series.first_misuse()) return;
   log::write("host", log::Level::warning, "plugin.metric_misuse",
              {{"metric", series.name()},
@@ -191,15 +191,15 @@ emsnode_metric* metric_register(emsnode_host_ctx* ctx, emsnode_metric_kind kind,
   const std::string full_name = metric_prefix(context.plugin_id()) + plugin_name;
   try {
     if (!is_plugin_metric_name(plugin_name)) {
-      throw MetricError("name \"" + plugin_name + "\" is not [a-z_][a-z0-9_]*");
+      throw metrics::MetricError("name \"" + plugin_name + "\" is not [a-z_][a-z0-9_]*");
     }
-    Labels all{{"plugin", context.plugin_id()}};
+    metrics::Labels all{{"plugin", context.plugin_id()}};
     for (size_t i = 0; i < label_count; ++i) {
-      Label label{std::string(view(labels[i].key)), std::string(view(labels[i].value))};
-      if (label.name == "plugin") throw MetricError("the label \"plugin\" is the host's");
+      metrics::Label label{std::string(view(labels[i].key)), std::string(view(labels[i].value))};
+      if (label.name == "plugin") throw metrics::MetricError("the label \"plugin\" is the host's");
       all.push_back(std::move(label));
     }
-    MetricsRegistry& registry = *context.shared().metrics;
+    metrics::MetricsRegistry& registry = *context.shared().metrics;
     switch (kind) {
       case EMSNODE_METRIC_COUNTER:
         return handle_of(registry.counter(full_name, view(help), std::move(all)));
@@ -212,8 +212,8 @@ emsnode_metric* metric_register(emsnode_host_ctx* ctx, emsnode_metric_kind kind,
             registry.histogram(full_name, view(help), std::move(all), std::move(bounds)));
       }
     }
-    throw MetricError("unknown metric kind " + std::to_string(static_cast<int>(kind)));
-  } catch (const MetricError& e) {
+    throw metrics::MetricError("unknown metric kind " + std::to_string(static_cast<int>(kind)));
+  } catch (const metrics::MetricError& e) {
     log::write("host", log::Level::warning, "plugin.metric_refused",
                {{"id", context.plugin_id()}, {"metric", full_name}, {"reason", e.what()}});
     return nullptr;
@@ -224,17 +224,17 @@ emsnode_metric* metric_register(emsnode_host_ctx* ctx, emsnode_metric_kind kind,
 // plugin need not guard every update.
 void metric_add(emsnode_metric* metric, double delta) {
   if (metric == nullptr) return;
-  Series& series = *series_of(metric);
+  metrics::Series& series = *series_of(metric);
   switch (series.kind()) {
-    case MetricKind::counter:
-      if (!static_cast<Counter&>(series).add(delta)) {
+    case metrics::MetricKind::counter:
+      if (!static_cast<metrics::Counter&>(series).add(delta)) {
         report_misuse(series, "metric_add", "a counter only grows: delta must be >= 0");
       }
       return;
-    case MetricKind::gauge:
-      static_cast<Gauge&>(series).add(delta);
+    case metrics::MetricKind::gauge:
+      static_cast<metrics::Gauge&>(series).add(delta);
       return;
-    case MetricKind::histogram:
+    case metrics::MetricKind::histogram:
       report_misuse(series, "metric_add", "a histogram takes metric_observe");
       return;
   }
@@ -242,22 +242,22 @@ void metric_add(emsnode_metric* metric, double delta) {
 
 void metric_set(emsnode_metric* metric, double value) {
   if (metric == nullptr) return;
-  Series& series = *series_of(metric);
-  if (series.kind() != MetricKind::gauge) {
+  metrics::Series& series = *series_of(metric);
+  if (series.kind() != metrics::MetricKind::gauge) {
     report_misuse(series, "metric_set", "only a gauge can be set");
     return;
   }
-  static_cast<Gauge&>(series).set(value);
+  static_cast<metrics::Gauge&>(series).set(value);
 }
 
 void metric_observe(emsnode_metric* metric, double value) {
   if (metric == nullptr) return;
-  Series& series = *series_of(metric);
-  if (series.kind() != MetricKind::histogram) {
+  metrics::Series& series = *series_of(metric);
+  if (series.kind() != metrics::MetricKind::histogram) {
     report_misuse(series, "metric_observe", "only a histogram takes observations");
     return;
   }
-  if (!static_cast<Histogram&>(series).observe(value)) {
+  if (!static_cast<metrics::Histogram&>(series).observe(value)) {
     report_misuse(series, "metric_observe", "NaN is not an observation");
   }
 }

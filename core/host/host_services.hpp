@@ -12,7 +12,7 @@
 #include "config/schema.hpp"
 #include "emsnode/plugin_abi.h"
 #include "host/executor.hpp"
-#include "host/metrics.hpp"
+#include "metrics/metrics.hpp"
 
 namespace emsnode::host {
 
@@ -29,7 +29,7 @@ struct HealthReport {
 struct HostShared {
   std::string node_id;
   std::atomic<std::uint64_t> epoch{0};
-  std::shared_ptr<MetricsRegistry> metrics;
+  std::shared_ptr<metrics::MetricsRegistry> metrics;
 };
 
 // One plugin instance's view of the host; `emsnode_host_ctx*` is a pointer to one of these.

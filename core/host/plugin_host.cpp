@@ -58,10 +58,11 @@ std::string_view state_name(PluginState state) {
 }
 
 PluginHost::PluginHost(const config::NodeConfig& config)
-    : PluginHost(config, default_search_dirs(config), std::make_shared<MetricsRegistry>()) {}
+    : PluginHost(config, default_search_dirs(config),
+                 std::make_shared<metrics::MetricsRegistry>()) {}
 
 PluginHost::PluginHost(const config::NodeConfig& config, std::vector<fs::path> search_dirs,
-                       std::shared_ptr<MetricsRegistry> metrics)
+                       std::shared_ptr<metrics::MetricsRegistry> metrics)
     : config_file_(config.file),
       enabled_(enabled_sections(config)),
       disabled_(disabled_ids(config)),
@@ -71,7 +72,7 @@ PluginHost::PluginHost(const config::NodeConfig& config, std::vector<fs::path> s
       shared_(std::make_shared<HostShared>()),
       executor_(std::make_unique<Executor>(config.plugin_host.stop_deadline)) {
   shared_->node_id = config.node_id;
-  shared_->metrics = metrics ? std::move(metrics) : std::make_shared<MetricsRegistry>();
+  shared_->metrics = metrics ? std::move(metrics) : std::make_shared<metrics::MetricsRegistry>();
 }
 
 PluginHost::~PluginHost() {

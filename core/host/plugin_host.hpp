@@ -40,10 +40,10 @@
 #include "host/executor.hpp"
 #include "host/host_error.hpp"
 #include "host/host_services.hpp"
-#include "host/metrics.hpp"
 #include "host/plugin_catalog.hpp"
 #include "host/plugin_instance.hpp"
 #include "log/log.hpp"
+#include "metrics/metrics.hpp"
 
 namespace emsnode::host {
 
@@ -94,7 +94,7 @@ class PluginHost {
   // Searches exactly `search_dirs`; registers plugin metrics in `metrics` (shared with the
   // core's own metrics; a registry of its own when null).
   PluginHost(const config::NodeConfig& config, std::vector<std::filesystem::path> search_dirs,
-             std::shared_ptr<MetricsRegistry> metrics);
+             std::shared_ptr<metrics::MetricsRegistry> metrics);
   PluginHost(const PluginHost&) = delete;
   PluginHost& operator=(const PluginHost&) = delete;
   ~PluginHost();
@@ -129,7 +129,7 @@ class PluginHost {
 
   // The fencing epoch plugins read with current_epoch(); 0 while the node is not active.
   void set_epoch(std::uint64_t epoch);
-  MetricsRegistry& metrics() { return *shared_->metrics; }
+  metrics::MetricsRegistry& metrics() { return *shared_->metrics; }
 
   // Thread-safe: for the admin API while the node runs. In dependency order.
   std::vector<PluginStatus> status() const;

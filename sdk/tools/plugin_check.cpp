@@ -24,7 +24,7 @@
 #include "host/host_error.hpp"
 #include "host/host_services.hpp"
 #include "host/manifest.hpp"
-#include "host/metrics.hpp"
+#include "metrics/metrics.hpp"
 #include "host/plugin_instance.hpp"
 #include "host/plugin_loader.hpp"
 
@@ -132,7 +132,7 @@ class Checker {
         executor_(options.stop_deadline) {
     shared_->node_id = "plugin-check";
     shared_->epoch.store(1);
-    shared_->metrics = std::make_shared<emsnode::host::MetricsRegistry>();
+    shared_->metrics = std::make_shared<emsnode::metrics::MetricsRegistry>();
   }
 
   void run() {

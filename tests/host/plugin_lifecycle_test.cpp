@@ -317,7 +317,7 @@ TEST_CASE("timers a plugin leaves armed are cancelled and reported when it stops
 TEST_CASE("the host's metrics registry holds core and plugin metrics together") {
   Sandbox box;
   box.add("t-healthy");
-  auto registry = std::make_shared<MetricsRegistry>();
+  auto registry = std::make_shared<metrics::MetricsRegistry>();
   registry->gauge("emsnode_role_active", "1 while active.").set(1);
   const config::NodeConfig& config = box.node_config(box.section("t-healthy"));
   PluginHost host(config, PluginHost::default_search_dirs(config), registry);

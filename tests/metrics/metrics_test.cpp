@@ -4,9 +4,9 @@
 #include <thread>
 #include <vector>
 
-#include "host/metrics.hpp"
+#include "metrics/metrics.hpp"
 
-namespace emsnode::host {
+namespace emsnode::metrics {
 
 TEST_CASE("the registry renders counters, gauges and histograms in Prometheus text format") {
   MetricsRegistry registry;
@@ -129,4 +129,4 @@ TEST_CASE("concurrent updates are all counted") {
   CHECK(histogram.sum() == 40000);
 }
 
-}  // namespace emsnode::host
+}  // namespace emsnode::metrics

@@ -20,7 +20,7 @@
 #include <string_view>
 #include <vector>
 
-namespace emsnode::host {
+namespace emsnode::metrics {
 
 // The Content-Type of render_prometheus()'s output.
 inline constexpr std::string_view kPrometheusContentType =
@@ -143,4 +143,4 @@ class MetricsRegistry {
   std::map<std::string, Family, std::less<>> families_;
 };
 
-}  // namespace emsnode::host
+}  // namespace emsnode::metrics

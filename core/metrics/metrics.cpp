@@ -1,4 +1,4 @@
-#include "host/metrics.hpp"
+#include "metrics/metrics.hpp"
 
 #include <algorithm>
 #include <array>
@@ -6,7 +6,7 @@
 #include <cmath>
 #include <utility>
 
-namespace emsnode::host {
+namespace emsnode::metrics {
 namespace {
 
 void atomic_add(std::atomic<double>& target, double delta) {
@@ -270,4 +270,4 @@ std::string MetricsRegistry::render_prometheus() const {
   return out;
 }
 
-}  // namespace emsnode::host
+}  // namespace emsnode::metrics

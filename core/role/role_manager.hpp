@@ -1,0 +1,112 @@
+// Who decides the role: the role manager holds or waits for the cluster's lease and drives the
+// node between passive and active.
+//
+//   starting -> passive <-> active -> stopping
+//
+// The lease (one row in the shared database: holder, epoch, expiry on the database's clock) is
+// taken only when free, expired, or provably abandoned (the same-host fast path below): a
+// recovered node never preempts a live holder. Each acquisition increments the epoch, the
+// fencing token every write is checked against. The active renews every renew_interval; when
+// it has not renewed for renew_deadline on its own monotonic clock, it self-fences: stops
+// serving (without waiting for hooks) before any peer may take the lease at lease_ttl.
+//
+// Same-host fast path (SQLite): the active also holds an exclusive OS lock on a file beside the
+// database, and records that in the lease row. The kernel drops the lock when the process dies,
+// so a passive that obtains the lock while the lease row says its holder had it knows the
+// holder is gone (or has stopped serving) and may take the lease at once.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "db/database.hpp"
+
+namespace emsnode::role {
+
+enum class Role { starting, passive, active, stopping };
+std::string_view role_name(Role role);
+
+// Why a node is not active, or why it changed role. Stable strings, for status and logs.
+namespace reason {
+constexpr std::string_view kLeaseHeld = "lease_held";          // another node holds a live lease
+constexpr std::string_view kSchemaNewer = "schema_newer";      // the database is newer than us
+constexpr std::string_view kSchemaMissing = "schema_missing";  // not created yet; migrate = false
+constexpr std::string_view kDbUnreachable = "db_unreachable";
+constexpr std::string_view kHookVeto = "hook_veto";            // pre_promote said no (or timed out)
+constexpr std::string_view kPaused = "paused";                 // maintenance: will not take the lease
+constexpr std::string_view kHandover = "handover";             // switchover --to another node
+constexpr std::string_view kAcquired = "acquired";             // promoted: took a free/expired lease
+constexpr std::string_view kFastPath = "fast_path";            // promoted: the holder's OS lock fell
+constexpr std::string_view kRenewDeadline = "renew_deadline";  // self-fenced: could not renew
+constexpr std::string_view kLeaseLost = "lease_lost";          // demoted: another epoch holds it
+constexpr std::string_view kSwitchover = "switchover";         // demoted: handed over on request
+constexpr std::string_view kShutdown = "shutdown";             // demoted: the node is stopping
+}  // namespace reason
+
+struct Timers {
+  std::chrono::milliseconds lease_ttl{2000};
+  std::chrono::milliseconds renew_interval{400};
+  std::chrono::milliseconds renew_deadline{1200};
+  std::chrono::milliseconds poll_interval{200};  // a passive re-reads the lease this often
+};
+
+// The timer invariants; an empty string when `timers` satisfy them, else the reason, naming the
+// keys of [role] (for the config's error message).
+std::string check_timers(const Timers& timers);
+
+struct Hooks {
+  std::vector<std::string> pre_promote;  // executables, run in order
+  std::vector<std::string> post_promote;
+  std::vector<std::string> pre_demote;
+  std::vector<std::string> post_demote;
+  std::chrono::milliseconds timeout{5000};
+};
+
+// A monotonic clock the tests can drive.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual std::chrono::steady_clock::time_point now() const = 0;
+};
+const Clock& steady_clock();
+
+struct LeaseView {
+  std::string holder;      // empty when never held
+  std::uint64_t epoch = 0;
+  std::int64_t expires_in_ms = 0;  // on the database's clock; <= 0 when expired or released
+  bool os_lock = false;             // the holder holds the same-host lock
+  std::string handover_to;          // switchover target, while it is reserved for it
+};
+
+struct Transition {
+  Role from = Role::starting;
+  Role to = Role::starting;
+  std::string reason;
+  std::uint64_t epoch = 0;
+  std::chrono::system_clock::time_point at;
+};
+
+struct RoleStatus {
+  Role role = Role::starting;
+  std::uint64_t epoch = 0;             // ours while active, else 0
+  std::string not_active_reason;       // why we are not active (one of reason::*), if passive
+  std::optional<LeaseView> lease;      // as last read
+  std::optional<Transition> last_transition;
+  bool paused = false;
+  std::uint64_t transitions = 0;
+};
+
+// What the role manager drives. Both run on the role manager's thread and must return within
+// their budget: promote starts the plugins; demote stops them within `deadline`.
+struct Actions {
+  std::function<void(std::uint64_t epoch)> promote;
+  std::function<void(std::chrono::milliseconds deadline)> demote;
+};
+
+}  // namespace emsnode::role
