@@ -13,8 +13,6 @@ constexpr std::string_view kLevelsExpected =
     "(expected one of: trace, debug, info, warning, error)";
 constexpr std::size_t kMaxNodeIdLength = 64;
 constexpr std::size_t kMaxPluginIdLength = 64;
-constexpr double kMinPluginTimeoutMs = 100;
-constexpr double kMaxPluginTimeoutMs = 10 * 60 * 1000;
 
 bool is_lower(char c) {
   return c >= 'a' && c <= 'z';
@@ -64,11 +62,12 @@ std::string check_host(const Value& value) {
   return quote(host) + " is not a host (expected a host name or an IP address, without a port)";
 }
 
+// Lists of paths (plugin dirs, hooks): an empty entry is a mistake, not "the config's folder".
 std::string check_dirs(const Value& value) {
   const auto& dirs = std::get<std::vector<std::string>>(value);
   for (std::size_t i = 0; i < dirs.size(); ++i) {
     if (dirs[i].empty()) {
-      return "entry " + std::to_string(i) + " is empty (expected a folder)";
+      return "entry " + std::to_string(i) + " is empty (expected a path)";
     }
   }
   return {};
@@ -106,10 +105,19 @@ Field level_field(std::string name, std::string description,
   return field;
 }
 
-Field timeout_field(std::string name, std::string description, std::chrono::milliseconds value) {
+Field bounded_duration(std::string name, std::string description, std::chrono::milliseconds value,
+                       std::chrono::milliseconds min, std::chrono::milliseconds max) {
   Field field = make_field(std::move(name), Type::duration, std::move(description), value);
-  field.min = kMinPluginTimeoutMs;
-  field.max = kMaxPluginTimeoutMs;
+  field.min = static_cast<double>(min.count());
+  field.max = static_cast<double>(max.count());
+  return field;
+}
+
+Field hooks_field(std::string name, std::string description) {
+  Field field = make_field(std::move(name), Type::strings,
+                           "executables, run in order: " + std::move(description),
+                           std::vector<std::string>{});
+  field.check = check_dirs;
   return field;
 }
 
@@ -156,7 +164,9 @@ Schema make_node_schema() {
       std::move(db_backend),
       make_field("path", Type::path, "the SQLite file; default <data_dir>/emsnode.db"),
       make_field("migrate", Type::boolean, "whether this node may create and upgrade the schema",
-                 false)};
+                 false),
+      bounded_duration("busy_timeout", "how long a write waits for another node's transaction", 2s,
+                       10ms, 60s)};
 
   Schema store;
   Field store_backend =
@@ -172,12 +182,39 @@ Schema make_node_schema() {
                  std::vector<std::string>{});
   dirs.check = check_dirs;
   plugin_host.fields = {
-      std::move(dirs), timeout_field("start_timeout", "how long a plugin's start() may take", 10s),
-      timeout_field("stop_deadline", "how long a plugin's stop() may take before it is faulted",
-                    5s)};
+      std::move(dirs),
+      bounded_duration("start_timeout", "how long a plugin's start() may take", 10s, 100ms, 10min),
+      bounded_duration("stop_deadline", "how long a plugin's stop() may take before it is faulted",
+                       5s, 100ms, 10min)};
+
+  // Their invariants (renew_deadline against lease_ttl, ...) are checked by the role manager.
+  Schema role;
+  role.fields = {
+      bounded_duration("lease_ttl", "how long a lease lives without renewal", 2s, 200ms, 60s),
+      bounded_duration("renew_interval", "how often the active renews its lease", 400ms, 10ms, 30s),
+      bounded_duration("renew_deadline",
+                       "the active stops serving when it has not renewed for this long", 1200ms,
+                       20ms, 60s),
+      bounded_duration("poll_interval", "how often a passive checks whether the lease is free",
+                       200ms, 10ms, 30s),
+      hooks_field("pre_promote", "run before serving; a non-zero exit or a timeout vetoes"),
+      hooks_field("post_promote", "run once serving"),
+      hooks_field("pre_demote", "run before a planned demotion (never before self-fencing)"),
+      hooks_field("post_demote", "run after serving stopped"),
+      bounded_duration("hook_timeout", "how long each hook may run", 5s, 100ms, 10min)};
+
+  Schema admin;
+  admin.fields = {
+      make_field("listen", Type::address,
+                 "the admin endpoint (status, /healthz/active, /metrics, commands)",
+                 std::string("127.0.0.1:8440")),
+      make_field("token", Type::secret,
+                 "bearer token that commands (switchover, pause, settings set) require")};
 
   Schema root;
   root.tables.emplace("node", std::move(node));
+  root.tables.emplace("role", std::move(role));
+  root.tables.emplace("admin", std::move(admin));
   root.tables.emplace("log", std::move(log));
   root.tables.emplace("database", std::move(database));
   root.tables.emplace("store", std::move(store));
@@ -208,6 +245,19 @@ std::filesystem::path path_or(Values& values, const std::string& key,
   if (const auto* text = values.get<std::string>(key)) return *text;
   values.set(key, fallback.string());
   return fallback;
+}
+
+// Resolves a list of paths against the config's folder, and shows them resolved in `values`.
+std::vector<std::filesystem::path> resolved_paths(Values& values, const std::string& key,
+                                                  const std::filesystem::path& base_dir) {
+  std::vector<std::filesystem::path> paths;
+  std::vector<std::string> shown;
+  for (const auto& entry : required_value<std::vector<std::string>>(values, key)) {
+    paths.push_back(resolve_path(entry, base_dir));
+    shown.push_back(paths.back().string());
+  }
+  values.set(key, std::move(shown), values.source(key));
+  return paths;
 }
 
 log::Level level_of(const std::string& name) {
@@ -308,16 +358,30 @@ NodeConfig from_document(toml::table root, const std::filesystem::path& file) {
   config.store.backend = required_value<std::string>(values, "store.backend");
   config.store.path = path_or(values, "store.path", config.data_dir / "share");
 
-  std::vector<std::string> dirs;
-  for (const auto& dir : required_value<std::vector<std::string>>(values, "plugin_host.dirs")) {
-    config.plugin_host.dirs.push_back(resolve_path(dir, context.base_dir));
-    dirs.push_back(config.plugin_host.dirs.back().string());
-  }
-  values.set("plugin_host.dirs", std::move(dirs), values.source("plugin_host.dirs"));
+  config.database.busy_timeout =
+      required_value<std::chrono::milliseconds>(values, "database.busy_timeout");
+
+  config.plugin_host.dirs = resolved_paths(values, "plugin_host.dirs", context.base_dir);
   config.plugin_host.start_timeout =
       required_value<std::chrono::milliseconds>(values, "plugin_host.start_timeout");
   config.plugin_host.stop_deadline =
       required_value<std::chrono::milliseconds>(values, "plugin_host.stop_deadline");
+
+  const auto duration = [&](const char* key) {
+    return required_value<std::chrono::milliseconds>(values, key);
+  };
+  config.role.lease_ttl = duration("role.lease_ttl");
+  config.role.renew_interval = duration("role.renew_interval");
+  config.role.renew_deadline = duration("role.renew_deadline");
+  config.role.poll_interval = duration("role.poll_interval");
+  config.role.hook_timeout = duration("role.hook_timeout");
+  config.role.pre_promote = resolved_paths(values, "role.pre_promote", context.base_dir);
+  config.role.post_promote = resolved_paths(values, "role.post_promote", context.base_dir);
+  config.role.pre_demote = resolved_paths(values, "role.pre_demote", context.base_dir);
+  config.role.post_demote = resolved_paths(values, "role.post_demote", context.base_dir);
+
+  config.admin.listen = required_value<std::string>(values, "admin.listen");
+  if (const auto* token = values.get<Secret>("admin.token")) config.admin.token = *token;
 
   config.plugins = take_plugin_sections(root, context, values);
   return config;

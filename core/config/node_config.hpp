@@ -20,6 +20,26 @@ struct DatabaseConfig {
   std::string backend = "sqlite";
   std::filesystem::path path;  // sqlite: the database file
   bool migrate = false;        // may this node create or upgrade the schema (seeds' ScriptDB=1)
+  std::chrono::milliseconds busy_timeout{2000};  // how long a write waits for another node's
+};
+
+// [role]: the lease timers (invariants checked by role::check_timers) and role-change hooks.
+struct RoleConfig {
+  std::chrono::milliseconds lease_ttl{2000};
+  std::chrono::milliseconds renew_interval{400};
+  std::chrono::milliseconds renew_deadline{1200};
+  std::chrono::milliseconds poll_interval{200};
+  std::vector<std::filesystem::path> pre_promote;  // executables, run in order
+  std::vector<std::filesystem::path> post_promote;
+  std::vector<std::filesystem::path> pre_demote;
+  std::vector<std::filesystem::path> post_demote;
+  std::chrono::milliseconds hook_timeout{5000};
+};
+
+// [admin]: the node's HTTP endpoint for status, health checks, metrics and operator commands.
+struct AdminConfig {
+  std::string listen = "127.0.0.1:8440";  // host:port; port 0 picks a free one (tests)
+  std::optional<Secret> token;  // bearer token required for anything that changes state
 };
 
 struct StoreConfig {
@@ -53,6 +73,8 @@ struct NodeConfig {
   DatabaseConfig database;
   StoreConfig store;
   PluginHostConfig plugin_host;
+  RoleConfig role;
+  AdminConfig admin;
   std::vector<PluginSection> plugins;  // in file order
   Values values;                       // everything validated, for `emsnode check` to print
 };

@@ -82,7 +82,7 @@ TEST_CASE("the embedded conf/node.toml loads with the values it documents") {
   const auto* listen = echo.settings.get("listen");
   REQUIRE(listen);
   CHECK(listen->value<std::string>() == "127.0.0.1:18013");
-  CHECK(listen->source().begin.line == line_starting_with(file, "listen ="));
+  CHECK(listen->source().begin.line == line_starting_with(file, "listen = \"127.0.0.1:18013\""));
 
   CHECK(*config.values.get<std::string>("node.backup_dir") == (top / "var" / "backup").string());
   CHECK(*config.values.get<bool>("plugins.echo.enabled"));
@@ -162,8 +162,8 @@ TEST_CASE("the node address is a host without a port") {
 
 TEST_CASE("an unknown top-level section is refused with the known sections") {
   CHECK(refusal_line(with_node("[nodes]\nid = 1\n"), "node.toml") ==
-        "node.toml:3:2: unknown section [nodes] (known sections: database, log, node, "
-        "plugin_host, store, plugins)");
+        "node.toml:3:2: unknown section [nodes] (known sections: admin, database, log, node, "
+        "plugin_host, role, store, plugins)");
 }
 
 TEST_CASE("a log level that is not a level is refused at its value") {
@@ -222,7 +222,7 @@ TEST_CASE("plugin directories resolve against the config folder") {
   CHECK(*config.values.get<std::vector<std::string>>("plugin_host.dirs") ==
         std::vector<std::string>{"/etc/emsnode/plugins", "/opt/ems/plugins"});
   CHECK(refusal(with_node("[plugin_host]\ndirs = [\"a\", \"\"]\n")).message() ==
-        "[plugin_host] dirs: entry 1 is empty (expected a folder)");
+        "[plugin_host] dirs: entry 1 is empty (expected a path)");
 }
 
 TEST_CASE("plugin timeouts are durations between 100ms and 10m") {
@@ -238,6 +238,45 @@ TEST_CASE("plugin timeouts are durations between 100ms and 10m") {
   CHECK(refusal(with_node("[plugin_host]\nstart_timeout = 10\n")).message() ==
         R"([plugin_host] start_timeout: 10 is not a duration (expected a string such as "500ms", )"
         R"("2s", "5m"))");
+}
+
+TEST_CASE("the role timers, hooks and admin endpoint have working defaults") {
+  const auto config = parse(with_node(""));
+  CHECK(config.role.lease_ttl == 2s);
+  CHECK(config.role.renew_interval == 400ms);
+  CHECK(config.role.renew_deadline == 1200ms);
+  CHECK(config.role.poll_interval == 200ms);
+  CHECK(config.role.hook_timeout == 5s);
+  CHECK(config.role.pre_promote.empty());
+  CHECK(config.admin.listen == "127.0.0.1:8440");
+  CHECK_FALSE(config.admin.token);
+  CHECK(config.database.busy_timeout == 2s);
+}
+
+TEST_CASE("hooks resolve against the config folder and the admin token is a secret") {
+  ScratchDir dir;
+  const auto token_file = dir.write("token", "t0ken\n");
+  const auto config = parse(with_node("[role]\nlease_ttl = \"5s\"\npre_promote = [\"hooks/vip.sh\", "
+                                      "\"/usr/bin/true\"]\n[admin]\nlisten = \"127.0.0.1:9000\"\n"
+                                      "token_file = \"" +
+                                      token_file.string() + "\"\n"));
+  CHECK(config.role.lease_ttl == 5s);
+  CHECK(config.role.pre_promote ==
+        std::vector<std::filesystem::path>{"/etc/emsnode/hooks/vip.sh", "/usr/bin/true"});
+  CHECK(config.admin.listen == "127.0.0.1:9000");
+  REQUIRE(config.admin.token);
+  CHECK(config.admin.token->reveal() == "t0ken");
+  CHECK(to_display(*config.values.find("admin.token")) == "<redacted>");
+}
+
+TEST_CASE("role timers outside their ranges and a malformed admin address are refused") {
+  CHECK(refusal_line(with_node("[role]\nlease_ttl = \"2h\"\n")) ==
+        "/etc/emsnode/node.toml:4:13: [role] lease_ttl: \"2h\" is out of range (expected "
+        "200ms..1m)");
+  CHECK_THAT(refusal_line(with_node("[admin]\nlisten = \"localhost\"\n")),
+             Catch::StartsWith("/etc/emsnode/node.toml:4:10: [admin] listen:"));
+  CHECK_THAT(refusal_line(with_node("[role]\npost_demote = [\"\"]\n")),
+             Catch::Contains("entry 0 is empty (expected a path)"));
 }
 
 TEST_CASE("plugin sections are kept in file order with the host's keys taken out") {
