@@ -9,7 +9,9 @@
 
 #include <emsnode/plugin_abi.h>
 
+#include "admin/admin_client.hpp"
 #include "config/node_config.hpp"
+#include "db/database.hpp"
 #include "host/plugin_host.hpp"
 #include "node/node.hpp"
 
@@ -26,6 +28,11 @@ struct Verb {
 constexpr Verb kVerbs[] = {
     {"run", "run this node of the cluster (the default when no verb is given)"},
     {"check", "validate the config and every enabled plugin's section, then exit"},
+    {"status", "show this node's role, the lease, the nodes and the plugins [--json]"},
+    {"switchover", "hand the active role to another node [--to NODE]"},
+    {"pause", "maintenance: this node will not take the lease (the active hands over first)"},
+    {"resume", "end maintenance"},
+    {"settings", "cluster settings: settings [list] | settings get KEY | settings set KEY VALUE"},
     {"version", "print the version"},
     {"help", "print this help"},
 };
@@ -34,21 +41,28 @@ void print_help(std::ostream& out) {
   out << "Usage: emsnode [VERB] --conf FILE\n\n"
          "Runs one node of an emsnode active/passive cluster.\n\nVerbs:\n";
   for (const Verb& verb : kVerbs) {
-    out << "  " << verb.name << std::string(10 - verb.name.size(), ' ') << verb.summary << '\n';
+    out << "  " << verb.name << std::string(12 - verb.name.size(), ' ') << verb.summary << '\n';
   }
   out << "\nOptions:\n"
          "  -c, --conf FILE   the node's config (TOML); relative paths in it resolve against its "
          "folder\n"
+         "  --json            status: the JSON the admin endpoint serves\n"
+         "  --to NODE         switchover: the node that should become active\n"
          "  -h, --help        print this help\n"
          "  -V, --version     print the version\n"
          "\nExit status: 0 success, 1 failure while running, 2 usage error, invalid config or\n"
          "refused plugin (one line on standard error: FILE:LINE:COL: what is wrong).\n"
-         "Signals: SIGTERM or SIGINT stop the node cleanly; SIGHUP reopens the log file.\n";
+         "Signals: SIGTERM or SIGINT stop the node cleanly; SIGHUP reopens the log file.\n"
+         "status, switchover, pause, resume and settings talk to the running node's admin\n"
+         "endpoint ([admin] listen); commands that change state send [admin] token.\n";
 }
 
 struct Arguments {
   std::string verb = "run";
   std::optional<std::string> conf;
+  bool json = false;
+  std::optional<std::string> to;
+  std::vector<std::string> operands;  // after the verb (settings' subcommand and arguments)
 };
 
 class UsageError : public std::runtime_error {
@@ -69,6 +83,11 @@ Arguments parse(int argc, char** argv) {
       args.conf = argv[++i];
     } else if (arg.rfind("--conf=", 0) == 0) {
       args.conf = std::string(arg.substr(7));
+    } else if (arg == "--json") {
+      args.json = true;
+    } else if (arg == "--to") {
+      if (i + 1 == argc) throw UsageError("--to needs a NODE");
+      args.to = argv[++i];
     } else if (!arg.empty() && arg[0] == '-') {
       throw UsageError("unknown option " + std::string(arg));
     } else if (!verb_seen) {
@@ -77,6 +96,8 @@ Arguments parse(int argc, char** argv) {
       if (!known) throw UsageError("unknown verb " + std::string(arg));
       args.verb = arg;
       verb_seen = true;
+    } else if (args.verb == "settings") {
+      args.operands.emplace_back(arg);
     } else {
       throw UsageError("unexpected argument " + std::string(arg));
     }
@@ -100,6 +121,7 @@ void print_values(const config::Values& values) {
 // each, not only the first.
 int check(const std::string& conf) {
   const config::NodeConfig config = config::load_node_config(conf);
+  node::check_config(config);
   log::Settings quiet;
   quiet.level = log::Level::warning;
   log::init(quiet);
@@ -123,8 +145,20 @@ int check(const std::string& conf) {
   return kExitOk;
 }
 
+// The verbs that talk to a running node through its admin endpoint.
+int admin_verb(const Arguments& args) {
+  const config::NodeConfig config = config::load_node_config(require_conf(args));
+  const admin::Target target = admin::target_from(config.admin);
+  if (args.verb == "status") return admin::status_verb(target, args.json);
+  if (args.verb == "switchover") return admin::switchover_verb(target, args.to);
+  if (args.verb == "pause") return admin::pause_verb(target);
+  if (args.verb == "resume") return admin::resume_verb(target);
+  return admin::settings_verb(target, args.operands);
+}
+
 int run(const std::string& conf) {
   const config::NodeConfig config = config::load_node_config(conf);
+  node::check_config(config);
   log::init(node::log_settings(config));
   return node::run(config, kVersion);
 }
@@ -143,14 +177,23 @@ int main(int argc, char** argv) {
                 << EMSNODE_ABI_MINOR << ")\n";
       return kExitOk;
     }
+    if (args.to && args.verb != "switchover") throw UsageError("--to goes with switchover");
+    if (args.json && args.verb != "status") throw UsageError("--json goes with status");
     if (args.verb == "check") return check(require_conf(args));
-    return run(require_conf(args));
+    if (args.verb == "run") return run(require_conf(args));
+    return admin_verb(args);
   } catch (const UsageError& e) {
     std::cerr << "emsnode: " << e.what() << " (see emsnode --help)\n";
   } catch (const config::ConfigError& e) {
     std::cerr << e.what() << '\n';
   } catch (const host::HostError& e) {
     std::cerr << e.what() << '\n';
+  } catch (const db::DbError& e) {
+    // Refused before serving: another node with this id or backup dir, an unusable database.
+    std::cerr << "emsnode: " << e.what() << '\n';
+  } catch (const admin::ClientError& e) {
+    std::cerr << "emsnode: " << e.what() << '\n';
+    return kExitFailure;
   } catch (const std::exception& e) {
     std::cerr << "emsnode: " << e.what() << '\n';
     return kExitFailure;

@@ -39,7 +39,7 @@ struct RoleConfig {
 // [admin]: the node's HTTP endpoint for status, health checks, metrics and operator commands.
 struct AdminConfig {
   std::string listen = "127.0.0.1:8440";  // host:port; port 0 picks a free one (tests)
-  std::optional<Secret> token;  // bearer token required for anything that changes state
+  std::optional<Secret> token;            // bearer token required for anything that changes state
 };
 
 struct StoreConfig {

@@ -38,7 +38,9 @@ class Row {
   explicit Row(std::vector<Value> columns) : columns_(std::move(columns)) {}
   std::size_t size() const { return columns_.size(); }
   const Value& operator[](std::size_t i) const { return columns_.at(i); }
-  bool is_null(std::size_t i) const { return std::holds_alternative<std::nullptr_t>(columns_.at(i)); }
+  bool is_null(std::size_t i) const {
+    return std::holds_alternative<std::nullptr_t>(columns_.at(i));
+  }
   // Typed access; throws DbError naming the column index when the type differs.
   std::int64_t integer(std::size_t i) const;
   double floating(std::size_t i) const;  // also reads an integer column
@@ -88,10 +90,13 @@ class Database {
   // A human description for logs and status: the file, or host/dbname (never a password).
   virtual std::string describe() const = 0;
 
-  // The database's clock, in milliseconds since the Unix epoch.
+  // The database's clock, in milliseconds since the Unix epoch. Called from inside the body of
+  // transaction() (on that thread), it reads the clock within that transaction: this is how a
+  // backend-independent check compares an expiry with "now" while holding the write lock.
   virtual std::int64_t now_ms() = 0;
 
-  // A read outside any transaction.
+  // A read outside any transaction (called from inside a transaction body on that thread, it runs
+  // within that transaction). Refuses a statement that writes: writes go through transaction().
   virtual Rows query(std::string_view sql, const Params& params = {}) = 0;
 
   // A write transaction (SQLite: BEGIN IMMEDIATE). Commits when `body` returns, rolls back when

@@ -1,10 +1,13 @@
 #include "host/host_services.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <optional>
 #include <utility>
 #include <vector>
 
+#include "db/migrations.hpp"
 #include "log/log.hpp"
 
 namespace emsnode::host {
@@ -80,6 +83,281 @@ bool is_plugin_metric_name(std::string_view name) {
 template <typename T>
 const T* config_value(emsnode_host_ctx* ctx, emsnode_str key) {
   return PluginContext::from(ctx).values().get<T>(view(key));
+}
+
+// ---- last_error: why this thread's latest failing host call failed ----
+
+// Per thread, as the ABI promises: a plugin reads it right after the call that failed, on the
+// same thread, while its other threads and the executor go on making calls of their own.
+thread_local std::string t_call_error;
+
+void clear_call_error() {
+  t_call_error.clear();
+}
+
+emsnode_status fail_call(std::string message, emsnode_status status = EMSNODE_ERROR) {
+  t_call_error = std::move(message);
+  return status;
+}
+
+// ---- shared database ----
+
+// What an emsnode_db_txn* points to: the transaction of one db_write body.
+struct WriteTxn {
+  db::Transaction* tx = nullptr;
+  bool spoiled = false;  // a statement failed: the transaction rolls back whatever body returns
+  std::string first_error;
+};
+
+// The body running on this thread, if any. db_exec accepts only its txn (a txn kept past its
+// body, or used from another thread, is refused without being touched), and nothing else of the
+// database may be called from a body: on PostgreSQL it would need a second connection while the
+// body's transaction holds locks.
+thread_local WriteTxn* t_running_txn = nullptr;
+
+class RunningTxn {
+ public:
+  explicit RunningTxn(WriteTxn& txn) { t_running_txn = &txn; }
+  RunningTxn(const RunningTxn&) = delete;
+  RunningTxn& operator=(const RunningTxn&) = delete;
+  ~RunningTxn() { t_running_txn = nullptr; }
+};
+
+emsnode_db_txn* handle_of(WriteTxn& txn) {
+  return reinterpret_cast<emsnode_db_txn*>(&txn);
+}
+
+// Thrown through Database::fenced to roll back a body that failed; never leaves db_write.
+struct RollBack {};
+
+db::Value to_db(const emsnode_db_value& value, std::size_t index) {
+  switch (value.type) {
+    case EMSNODE_DB_NULL:
+      return nullptr;
+    case EMSNODE_DB_INTEGER:
+      return value.integer;
+    case EMSNODE_DB_FLOAT:
+      return value.floating;
+    case EMSNODE_DB_TEXT:
+      return std::string(view(value.bytes));
+    case EMSNODE_DB_BLOB:
+      return db::Blob{std::string(view(value.bytes))};
+  }
+  throw db::DbError("parameter " + std::to_string(index) + " has the unknown type " +
+                    std::to_string(static_cast<int>(value.type)));
+}
+
+db::Params to_params(const emsnode_db_value* params, std::size_t count) {
+  if (params == nullptr && count > 0) {
+    throw db::DbError("params is NULL but param_count is " + std::to_string(count));
+  }
+  db::Params converted;
+  converted.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) converted.push_back(to_db(params[i], i));
+  return converted;
+}
+
+// A view of `value` for the plugin; it points into `value`.
+emsnode_db_value to_abi(const db::Value& value) {
+  emsnode_db_value out{};
+  if (const auto* integer = std::get_if<std::int64_t>(&value)) {
+    out.type = EMSNODE_DB_INTEGER;
+    out.integer = *integer;
+  } else if (const auto* real = std::get_if<double>(&value)) {
+    out.type = EMSNODE_DB_FLOAT;
+    out.floating = *real;
+  } else if (const auto* text = std::get_if<std::string>(&value)) {
+    out.type = EMSNODE_DB_TEXT;
+    out.bytes = str(*text);
+  } else if (const auto* blob = std::get_if<db::Blob>(&value)) {
+    out.type = EMSNODE_DB_BLOB;
+    out.bytes = str(blob->bytes);
+  } else {
+    out.type = EMSNODE_DB_NULL;
+  }
+  return out;
+}
+
+void deliver(const db::Rows& rows, emsnode_db_row_fn on_row, void* user_data) {
+  if (on_row == nullptr) return;
+  std::vector<emsnode_db_value> columns;
+  for (const db::Row& row : rows) {
+    columns.clear();
+    for (const db::Value& value : row.columns()) columns.push_back(to_abi(value));
+    if (on_row(user_data, columns.data(), columns.size()) != 0) return;
+  }
+}
+
+// Runs a database call; no exception crosses the ABI. A fenced write is EMSNODE_FENCED with the
+// lease's holder and epoch; any other failure EMSNODE_ERROR, its message prefixed with `call`.
+template <typename Fn>
+emsnode_status guarded(std::string_view call, Fn&& fn) {
+  try {
+    fn();
+    return EMSNODE_OK;
+  } catch (const db::FencedError& e) {
+    return fail_call(e.what(), EMSNODE_FENCED);
+  } catch (const std::exception& e) {
+    return fail_call(std::string(call) + ": " + e.what());
+  } catch (...) {
+    // A plugin callback built without the SDK's wrapper may throw anything at us.
+    return fail_call(std::string(call) +
+                     ": a callback threw something that is not a "
+                     "std::exception (no exception may cross the C ABI)");
+  }
+}
+
+// Why `call` may not run now, or nullopt when it may. Writes need a database, a started plugin,
+// and must not be nested in a body.
+std::optional<std::string> write_refusal(PluginContext& context, std::string_view call) {
+  const std::string name(call);
+  if (t_running_txn != nullptr) {
+    return name + " refused inside a db_write body: run statements with db_exec on its txn";
+  }
+  if (context.shared().database.load() == nullptr) return name + ": no shared database";
+  if (!context.writable()) {
+    return name +
+           " refused: the plugin is not started (writes are allowed from start until "
+           "stop returns)";
+  }
+  return std::nullopt;
+}
+
+// ---- the naming rule of migration steps ----
+
+// The words, quoted identifiers and punctuation of a SQL statement, without its comments and
+// string literals: just enough to find the names a DDL statement touches.
+std::vector<std::string> sql_tokens(std::string_view sql) {
+  std::vector<std::string> tokens;
+  std::size_t i = 0;
+  const auto is_word = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '$';
+  };
+  while (i < sql.size()) {
+    const char c = sql[i];
+    if (std::isspace(static_cast<unsigned char>(c)) != 0) {
+      ++i;
+    } else if (sql.compare(i, 2, "--") == 0) {
+      i = sql.find('\n', i);
+    } else if (sql.compare(i, 2, "/*") == 0) {
+      const std::size_t end = sql.find("*/", i + 2);
+      i = end == std::string_view::npos ? end : end + 2;
+    } else if (c == '\'' || c == '"' || c == '`') {
+      // A doubled quote escapes itself in both backends; a string literal is no name.
+      std::string text;
+      std::size_t j = i + 1;
+      for (; j < sql.size(); ++j) {
+        if (sql[j] != c) {
+          text += sql[j];
+        } else if (j + 1 < sql.size() && sql[j + 1] == c) {
+          text += c;
+          ++j;
+        } else {
+          break;
+        }
+      }
+      if (c != '\'') tokens.push_back(text);
+      i = j + 1;
+    } else if (is_word(c)) {
+      std::size_t j = i;
+      while (j < sql.size() && is_word(sql[j])) ++j;
+      tokens.emplace_back(sql.substr(i, j - i));
+      i = j;
+    } else {
+      tokens.emplace_back(1, c);
+      ++i;
+    }
+    if (i == std::string_view::npos) break;
+  }
+  return tokens;
+}
+
+std::string lower(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
+// The tables, indexes and views that a CREATE, ALTER or DROP statement names (lower case,
+// without a schema qualifier); empty for any other statement.
+std::vector<std::string> ddl_names(std::string_view sql) {
+  std::vector<std::string> tokens = sql_tokens(sql);
+  std::vector<std::string> keywords(tokens.size());
+  std::transform(tokens.begin(), tokens.end(), keywords.begin(), lower);
+  std::size_t at = 0;
+  const auto next_is = [&](std::initializer_list<const char*> words) {
+    if (at >= keywords.size()) return false;
+    return std::any_of(words.begin(), words.end(),
+                       [&](const char* word) { return keywords[at] == word; });
+  };
+  const auto skip = [&](std::initializer_list<const char*> words) {
+    while (next_is(words)) ++at;
+  };
+  // A name, possibly schema-qualified: the part after the last '.'.
+  const auto take_name = [&](std::vector<std::string>& names) {
+    if (at >= tokens.size()) return;
+    std::string name = tokens[at++];
+    while (at + 1 < tokens.size() && tokens[at] == ".") {
+      name = tokens[at + 1];
+      at += 2;
+    }
+    names.push_back(lower(name));
+  };
+
+  std::vector<std::string> names;
+  if (next_is({"create"})) {
+    ++at;
+    skip({"unique", "temp", "temporary"});
+    if (!next_is({"table", "index", "view"})) return names;
+    const bool index = keywords[at] == "index";
+    ++at;
+    skip({"if", "not", "exists"});
+    take_name(names);
+    if (index && next_is({"on"})) {
+      ++at;
+      take_name(names);
+    }
+  } else if (next_is({"drop"})) {
+    ++at;
+    if (!next_is({"table", "index", "view"})) return names;
+    ++at;
+    skip({"if", "exists"});
+    take_name(names);
+  } else if (next_is({"alter"})) {
+    ++at;
+    if (!next_is({"table"})) return names;
+    ++at;
+    skip({"if", "exists", "only"});
+    take_name(names);
+    for (; at + 1 < keywords.size(); ++at) {
+      if (keywords[at] == "rename" && keywords[at + 1] == "to") {
+        at += 2;
+        take_name(names);
+        break;
+      }
+    }
+  }
+  return names;
+}
+
+// "<id>_" with the id's '-' as '_', which an unquoted SQL name cannot hold.
+std::string table_prefix(const std::string& plugin_id) {
+  std::string prefix = plugin_id + "_";
+  std::replace(prefix.begin(), prefix.end(), '-', '_');
+  return prefix;
+}
+
+// One line for logs and the schema history: the step's text with its whitespace folded.
+std::string step_description(std::string_view sql) {
+  constexpr std::size_t kMax = 72;
+  std::string text;
+  for (const char c : sql) {
+    const bool space = std::isspace(static_cast<unsigned char>(c)) != 0;
+    if (space && (text.empty() || text.back() == ' ')) continue;
+    text += space ? ' ' : c;
+  }
+  while (!text.empty() && text.back() == ' ') text.pop_back();
+  return text.size() > kMax ? text.substr(0, kMax - 3) + "..." : text;
 }
 
 // ---- the table's functions ----
@@ -170,13 +448,24 @@ uint64_t current_epoch(emsnode_host_ctx* ctx) {
 }
 
 emsnode_status post(emsnode_host_ctx* ctx, emsnode_task_fn fn, void* user_data) {
-  return PluginContext::from(ctx).tasks().post(fn, user_data) ? EMSNODE_OK : EMSNODE_ERROR;
+  clear_call_error();
+  if (PluginContext::from(ctx).tasks().post(fn, user_data)) return EMSNODE_OK;
+  return fail_call(
+      "post refused: the plugin is not started (work is accepted from start "
+      "until stop begins)");
 }
 
 emsnode_timer_id timer_start(emsnode_host_ctx* ctx, uint64_t delay_ms, uint64_t period_ms,
                              emsnode_task_fn fn, void* user_data) {
-  return PluginContext::from(ctx).tasks().timer_start(to_delay(delay_ms), to_delay(period_ms), fn,
-                                                      user_data);
+  clear_call_error();
+  const emsnode_timer_id id = PluginContext::from(ctx).tasks().timer_start(
+      to_delay(delay_ms), to_delay(period_ms), fn, user_data);
+  if (id == 0) {
+    fail_call(
+        "timer_start refused: the plugin is not started (timers are accepted from "
+        "start until stop begins)");
+  }
+  return id;
 }
 
 void timer_cancel(emsnode_host_ctx* ctx, emsnode_timer_id timer) {
@@ -186,6 +475,7 @@ void timer_cancel(emsnode_host_ctx* ctx, emsnode_timer_id timer) {
 emsnode_metric* metric_register(emsnode_host_ctx* ctx, emsnode_metric_kind kind, emsnode_str name,
                                 emsnode_str help, const emsnode_field* labels, size_t label_count,
                                 const double* buckets, size_t bucket_count) {
+  clear_call_error();
   PluginContext& context = PluginContext::from(ctx);
   const std::string plugin_name(view(name));
   const std::string full_name = metric_prefix(context.plugin_id()) + plugin_name;
@@ -216,6 +506,7 @@ emsnode_metric* metric_register(emsnode_host_ctx* ctx, emsnode_metric_kind kind,
   } catch (const metrics::MetricError& e) {
     log::write("host", log::Level::warning, "plugin.metric_refused",
                {{"id", context.plugin_id()}, {"metric", full_name}, {"reason", e.what()}});
+    fail_call("metric " + full_name + " refused: " + e.what());
     return nullptr;
   }
 }
@@ -269,6 +560,133 @@ void health_report(emsnode_host_ctx* ctx, emsnode_health health, emsnode_str det
   PluginContext::from(ctx).report_health(value, std::string(view(detail)));
 }
 
+emsnode_str last_error(emsnode_host_ctx* /*ctx: the message is the thread's*/) {
+  return str(t_call_error);
+}
+
+emsnode_status db_query(emsnode_host_ctx* ctx, emsnode_str sql, const emsnode_db_value* params,
+                        size_t param_count, emsnode_db_row_fn on_row, void* user_data) {
+  clear_call_error();
+  if (t_running_txn != nullptr) {
+    return fail_call("db_query refused inside a db_write body: read with db_exec on its txn");
+  }
+  db::Database* database = PluginContext::from(ctx).shared().database.load();
+  if (database == nullptr) return fail_call("db_query: no shared database");
+  return guarded("db_query", [&] {
+    const db::Rows rows = database->query(view(sql), to_params(params, param_count));
+    deliver(rows, on_row, user_data);
+  });
+}
+
+emsnode_status db_write(emsnode_host_ctx* ctx, emsnode_db_txn_fn body, void* user_data) {
+  clear_call_error();
+  PluginContext& context = PluginContext::from(ctx);
+  if (auto refusal = write_refusal(context, "db_write")) return fail_call(std::move(*refusal));
+  if (body == nullptr) return fail_call("db_write: body is NULL");
+  db::Database& database = *context.shared().database.load();
+  const std::uint64_t epoch = context.shared().epoch.load(std::memory_order_acquire);
+
+  WriteTxn txn;
+  emsnode_status body_status = EMSNODE_OK;
+  bool rolled_back = false;
+  const emsnode_status status = guarded("db_write", [&] {
+    try {
+      database.fenced(context.shared().node_id, epoch, [&](db::Transaction& tx) {
+        txn.tx = &tx;
+        const RunningTxn running(txn);
+        body_status = body(user_data, handle_of(txn));
+        if (body_status != EMSNODE_OK || txn.spoiled) throw RollBack{};
+      });
+    } catch (const RollBack&) {
+      rolled_back = true;
+    }
+  });
+  if (status != EMSNODE_OK || !rolled_back) return status;
+  if (txn.spoiled) return fail_call(txn.first_error);
+  return fail_call("db_write: the transaction body returned " +
+                   std::to_string(static_cast<int>(body_status)) + ": rolled back");
+}
+
+emsnode_status db_exec(emsnode_db_txn* handle, emsnode_str sql, const emsnode_db_value* params,
+                       size_t param_count, emsnode_db_row_fn on_row, void* user_data,
+                       uint64_t* changes) {
+  clear_call_error();
+  WriteTxn* txn = t_running_txn;
+  if (txn == nullptr || handle != handle_of(*txn)) {
+    return fail_call(
+        "db_exec refused: its txn is not that of a db_write body running on "
+        "this thread");
+  }
+  if (txn->spoiled) {
+    return fail_call("db_exec refused: an earlier statement of this transaction failed (" +
+                     txn->first_error + "); return from the body to roll back");
+  }
+  const emsnode_status status = guarded("db_exec", [&] {
+    const db::Params converted = to_params(params, param_count);
+    if (on_row != nullptr) {
+      const db::Rows rows = txn->tx->query(view(sql), converted);
+      deliver(rows, on_row, user_data);
+      if (changes != nullptr) *changes = rows.size();
+    } else {
+      const std::int64_t changed = txn->tx->exec(view(sql), converted);
+      if (changes != nullptr) *changes = static_cast<std::uint64_t>(changed);  // never < 0
+    }
+  });
+  if (status == EMSNODE_OK) return EMSNODE_OK;
+  // PostgreSQL aborts a transaction at its first failed statement; SQLite would go on. Spoiling
+  // it on both keeps a plugin tested on one backend correct on the other.
+  txn->spoiled = true;
+  txn->first_error = t_call_error;
+  return EMSNODE_ERROR;
+}
+
+emsnode_status db_migrate(emsnode_host_ctx* ctx, const emsnode_str* steps, size_t step_count) {
+  clear_call_error();
+  PluginContext& context = PluginContext::from(ctx);
+  if (auto refusal = write_refusal(context, "db_migrate")) return fail_call(std::move(*refusal));
+  if (steps == nullptr && step_count > 0) {
+    return fail_call("db_migrate: steps is NULL but step_count is " + std::to_string(step_count));
+  }
+  const std::string prefix = table_prefix(context.plugin_id());
+  std::vector<db::Migration> migrations;
+  migrations.reserve(step_count);
+  for (size_t i = 0; i < step_count; ++i) {
+    const std::string_view step = view(steps[i]);
+    for (const std::string& name : ddl_names(step)) {
+      if (name.compare(0, prefix.size(), prefix) != 0) {
+        return fail_call("db_migrate: step " + std::to_string(i + 1) + " (" +
+                         step_description(step) + ") touches \"" + name + "\", which is not " +
+                         "this plugin's: its tables, indexes and views are named " + prefix +
+                         "...");
+      }
+    }
+    migrations.push_back(
+        db::Migration{static_cast<int>(i) + 1, step_description(step), {std::string(step)}});
+  }
+
+  db::Database& database = *context.shared().database.load();
+  const HostShared& shared = context.shared();
+  const std::uint64_t epoch = shared.epoch.load(std::memory_order_acquire);
+  const std::string component = "plugin." + context.plugin_id();
+  return guarded("db_migrate", [&] {
+    // The core's runner applies each step in a transaction of its own, so the lease is checked
+    // first, in a fenced transaction of its own. That is enough: each step re-reads the version
+    // under the write lock, so a node that loses the lease in between can at most apply a step
+    // the new active would have applied, once, identically.
+    database.fenced(shared.node_id, epoch, [](db::Transaction&) {});
+    const db::SchemaState state =
+        db::inspect(database, component, static_cast<int>(migrations.size()));
+    if (state.status == db::SchemaStatus::newer) {
+      throw db::DbError("the database holds schema version " + std::to_string(state.db_version) +
+                        " of " + component + ", newer than the " +
+                        std::to_string(migrations.size()) +
+                        " steps this build of the plugin knows: the plugin is older than its "
+                        "data (upgrade it; a plugin never downgrades its schema)");
+    }
+    db::migrate(database, component, migrations, shared.node_id);
+  });
+}
+
 const emsnode_host_api kHostApi = {
     sizeof(emsnode_host_api),
     EMSNODE_ABI_MAJOR,
@@ -293,6 +711,11 @@ const emsnode_host_api kHostApi = {
     metric_set,
     metric_observe,
     health_report,
+    last_error,
+    db_query,
+    db_write,
+    db_exec,
+    db_migrate,
 };
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "config/schema.hpp"
+#include "db/database.hpp"
 #include "emsnode/plugin_abi.h"
 #include "host/executor.hpp"
 #include "metrics/metrics.hpp"
@@ -30,6 +31,9 @@ struct HostShared {
   std::string node_id;
   std::atomic<std::uint64_t> epoch{0};
   std::shared_ptr<metrics::MetricsRegistry> metrics;
+  // The shared database behind the db_* services, or null: they then fail with "no shared
+  // database" (emsnode-plugin-check has none). Owned by the node; see PluginHost::set_database.
+  std::atomic<db::Database*> database{nullptr};
 };
 
 // One plugin instance's view of the host; `emsnode_host_ctx*` is a pointer to one of these.
@@ -59,12 +63,19 @@ class PluginContext {
   void reset_health();
   HealthReport health() const;
 
+  // Whether the plugin may write to the shared database: from the moment the host calls start
+  // until stop returns (start may migrate and write, stop may flush).
+  void set_writable(bool writable) { writable_.store(writable, std::memory_order_release); }
+  bool writable() const { return writable_.load(std::memory_order_acquire); }
+
  private:
   const std::string plugin_id_;
   const std::string log_component_;  // "plugin.<id>"
   const config::Values values_;      // never modified: getters hand out views into it
   const std::shared_ptr<HostShared> shared_;
   const std::shared_ptr<TaskGroup> tasks_;
+
+  std::atomic<bool> writable_{false};
 
   mutable std::mutex mutex_;
   std::string error_;

@@ -77,6 +77,8 @@ PluginHost::PluginHost(const config::NodeConfig& config, std::vector<fs::path> s
 
 PluginHost::~PluginHost() {
   destroy_all();
+  // A faulted plugin's thread may outlive the host and the database: let its calls fail cleanly.
+  shared_->database.store(nullptr);
 }
 
 fs::path PluginHost::builtin_plugin_dir() {
@@ -234,19 +236,36 @@ void PluginHost::start_one(Slot& slot) {
                                      {"detail", outcome.error},
                                      {"elapsed_ms", ms(outcome.elapsed)}});
   // The ABI makes stop valid after a failed start: it releases whatever start got hold of.
-  stop_one(slot, true);
+  stop_one(slot, true, stop_deadline_);
 }
 
 void PluginHost::stop_all() {
+  stop_until(std::nullopt);
+}
+
+void PluginHost::stop_all(std::chrono::milliseconds budget) {
+  stop_until(std::chrono::steady_clock::now() + budget);
+}
+
+void PluginHost::stop_until(std::optional<std::chrono::steady_clock::time_point> until) {
   for (auto slot = slots_.rbegin(); slot != slots_.rend(); ++slot) {
-    if (state_of(*slot) == PluginState::running) stop_one(*slot, false);
+    if (state_of(*slot) != PluginState::running) continue;
+    auto deadline = stop_deadline_;
+    if (until) {
+      // Past the budget a plugin still gets a moment to return; one that does not is faulted,
+      // so the node stops serving in time whatever a plugin does.
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          *until - std::chrono::steady_clock::now());
+      deadline = std::clamp(left, std::chrono::milliseconds(1), stop_deadline_);
+    }
+    stop_one(*slot, false, deadline);
   }
 }
 
-void PluginHost::stop_one(Slot& slot, bool after_failed_start) {
+void PluginHost::stop_one(Slot& slot, bool after_failed_start, std::chrono::milliseconds deadline) {
   const Manifest& manifest = slot.instance->manifest();
   if (!after_failed_start) set_state(slot, PluginState::stopping);
-  const CallOutcome outcome = slot.instance->stop(stop_deadline_);
+  const CallOutcome outcome = slot.instance->stop(deadline);
 
   if (outcome.leaked_timers > 0) {
     {
@@ -259,9 +278,9 @@ void PluginHost::stop_one(Slot& slot, bool after_failed_start) {
   switch (outcome.result) {
     case CallResult::abandoned:
       set_state(slot, PluginState::faulted, outcome.error);
-      log_.error("plugin.stop_deadline_missed", {{"id", manifest.id},
-                                                 {"deadline", ms(stop_deadline_) + "ms"},
-                                                 {"detail", outcome.error}});
+      log_.error(
+          "plugin.stop_deadline_missed",
+          {{"id", manifest.id}, {"deadline", ms(deadline) + "ms"}, {"detail", outcome.error}});
       log_.error("plugin.faulted", {{"id", manifest.id},
                                     {"reason", "stop_deadline_missed"},
                                     {"action", "abandoned; its library stays loaded"}});
@@ -340,6 +359,10 @@ std::vector<CheckResult> PluginHost::check() {
 
 void PluginHost::set_epoch(std::uint64_t epoch) {
   shared_->epoch.store(epoch, std::memory_order_release);
+}
+
+void PluginHost::set_database(db::Database* database) {
+  shared_->database.store(database);
 }
 
 std::vector<PluginStatus> PluginHost::status() const {

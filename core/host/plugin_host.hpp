@@ -1,6 +1,7 @@
 // The plugin host: finds, loads and drives the plugins the node config enables.
 //
 //   PluginHost host(node_config);
+//   host.set_database(&database);  // optional: what plugins reach through the db_* services
 //   host.load();        // discover, check and load every enabled plugin (HostError: refused)
 //   host.create_all();  // create each, on this thread (HostError: a create failed)
 //   host.set_epoch(epoch);
@@ -32,6 +33,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -119,6 +121,9 @@ class PluginHost {
   // Stops every running plugin in reverse order, each within plugin_host.stop_deadline; never
   // waits longer on one. Idempotent.
   void stop_all();
+  // The same within `budget` in all (self-fencing: the node must stop serving before its lease
+  // can expire); each plugin gets what is left of it, at most plugin_host.stop_deadline.
+  void stop_all(std::chrono::milliseconds budget);
   // stop_all(), then destroys every created plugin in reverse order, except faulted ones.
   void destroy_all();
 
@@ -127,8 +132,13 @@ class PluginHost {
   // order. Call instead of load/create_all, once.
   std::vector<CheckResult> check();
 
-  // The fencing epoch plugins read with current_epoch(); 0 while the node is not active.
+  // The fencing epoch plugins read with current_epoch(); 0 while the node is not active. Their
+  // fenced writes are checked against it and the node id.
   void set_epoch(std::uint64_t epoch);
+  // The shared database plugins use through db_query, db_write, db_exec and db_migrate. Without
+  // one (the default, or null) those calls fail with "no shared database". `database` must
+  // outlive this host; set it before create_all, so that create may already read.
+  void set_database(db::Database* database);
   metrics::MetricsRegistry& metrics() { return *shared_->metrics; }
 
   // Thread-safe: for the admin API while the node runs. In dependency order.
@@ -152,7 +162,8 @@ class PluginHost {
   config::Values validate_section(const config::PluginSection& section,
                                   const Manifest& manifest) const;
   void start_one(Slot& slot);
-  void stop_one(Slot& slot, bool after_failed_start);
+  void stop_until(std::optional<std::chrono::steady_clock::time_point> until);
+  void stop_one(Slot& slot, bool after_failed_start, std::chrono::milliseconds deadline);
   void set_state(Slot& slot, PluginState state, std::string error = {});
   PluginState state_of(const Slot& slot) const;
 

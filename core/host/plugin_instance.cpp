@@ -156,6 +156,7 @@ CallOutcome PluginInstance::start(milliseconds timeout) {
   context_->take_error();
   context_->reset_health();
   tasks_->open();
+  context_->set_writable(true);
   const emsnode_plugin_api* api = library_.api;
   void* instance = instance_;
   Call call = launch([api, instance] { return api->start(instance); });
@@ -178,6 +179,11 @@ CallOutcome PluginInstance::stop(milliseconds deadline) {
   if (faulted_) return {CallResult::abandoned, "faulted: an earlier call never returned", {}, 0};
   if (!created_) return {};
   tasks_->stop_accepting();
+  // Stop may still flush to the shared database; once it returns, or is abandoned, no write.
+  struct EndWrites {
+    PluginContext& context;
+    ~EndWrites() { context.set_writable(false); }
+  } end_writes{*context_};
 
   if (pending_start_) {
     if (!wait(*pending_start_, until)) {

@@ -1,14 +1,197 @@
 #include "node/node.hpp"
 
+#include <condition_variable>
 #include <csignal>
 #include <functional>
+#include <mutex>
+#include <random>
+#include <thread>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "admin/admin_server.hpp"
+#include "db/file_lock.hpp"
+#include "db/node_registry.hpp"
+#include "db/schema.hpp"
+#include "db/settings.hpp"
+#include "db/sqlite_database.hpp"
 #include "host/plugin_host.hpp"
+#include "metrics/metrics.hpp"
+#include "role/lease_store.hpp"
+#include "role/role_manager.hpp"
 
 namespace emsnode::node {
+namespace {
+
+using namespace std::chrono_literals;
+
+role::Timers timers_of(const config::RoleConfig& role) {
+  return {role.lease_ttl, role.renew_interval, role.renew_deadline, role.poll_interval};
+}
+
+std::vector<std::string> strings_of(const std::vector<std::filesystem::path>& paths) {
+  return {paths.begin(), paths.end()};
+}
+
+role::Hooks hooks_of(const config::RoleConfig& role) {
+  return {strings_of(role.pre_promote), strings_of(role.post_promote), strings_of(role.pre_demote),
+          strings_of(role.post_demote), role.hook_timeout};
+}
+
+// Tells this run of the node apart from an earlier one with the same id in the registry.
+std::string random_instance_id() {
+  std::random_device random;
+  std::uniform_int_distribution<unsigned> byte(0, 255);
+  std::string id;
+  for (int i = 0; i < 16; ++i) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    const unsigned b = byte(random);
+    id += kHex[b >> 4];
+    id += kHex[b & 15];
+  }
+  return id;
+}
+
+// Creates or upgrades the schema when this node may; a node that may not waits as passive until
+// one that may has done it (the seeds' ScriptDB=1 installer runs first).
+void prepare_schema(db::Database& database, const config::NodeConfig& config,
+                    const log::Logger& log) {
+  const db::SchemaState state = db::inspect_core(database);
+  log.info("db.schema", {{"db_version", std::to_string(state.db_version)},
+                         {"binary_version", std::to_string(state.binary_version)},
+                         {"status", std::string(db::schema_status_name(state.status))},
+                         {"migrate", config.database.migrate ? "true" : "false"}});
+  const bool behind =
+      state.status == db::SchemaStatus::missing || state.status == db::SchemaStatus::older;
+  if (behind && config.database.migrate) db::migrate_core(database, config.node_id);
+  if (state.status == db::SchemaStatus::missing && !config.database.migrate) {
+    throw db::DbError(database.describe() +
+                      ": the database has no emsnode schema yet, and this node may not create it "
+                      "([database] migrate = false); start a node with migrate = true first");
+  }
+}
+
+// Why this binary may not serve on the database's schema now ("" when it may). The role manager
+// asks before every attempt to take the lease; a schema that fits is re-read only now and then,
+// since the answer changes only when an operator upgrades the cluster.
+class SchemaBlocker {
+ public:
+  explicit SchemaBlocker(db::Database& database) : database_(database) {}
+
+  std::string operator()() {
+    const auto now = std::chrono::steady_clock::now();
+    if (fits_ && now - checked_at_ < kRecheck) return "";
+    checked_at_ = now;
+    const db::SchemaStatus status = db::inspect_core(database_).status;
+    fits_ = status == db::SchemaStatus::current;
+    switch (status) {
+      case db::SchemaStatus::current:
+        return "";
+      case db::SchemaStatus::newer:
+        return std::string(role::reason::kSchemaNewer);
+      case db::SchemaStatus::older:
+        return "schema_older";
+      case db::SchemaStatus::missing:
+        break;
+    }
+    return std::string(role::reason::kSchemaMissing);
+  }
+
+ private:
+  static constexpr std::chrono::seconds kRecheck{5};
+  db::Database& database_;
+  bool fits_ = false;
+  std::chrono::steady_clock::time_point checked_at_;
+};
+
+// Keeps this node's registry row fresh (last seen, role, reason) so that `status` on any node and
+// the duplicate-id check see it alive.
+class Heartbeat {
+ public:
+  Heartbeat(std::function<void()> beat, std::chrono::milliseconds period)
+      : beat_(std::move(beat)), period_(period), thread_([this] { loop(); }) {}
+  ~Heartbeat() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void loop() {
+    std::unique_lock lock(mutex_);
+    while (!wake_.wait_for(lock, period_, [this] { return stopping_; })) {
+      lock.unlock();
+      beat_();
+      lock.lock();
+    }
+  }
+
+  std::function<void()> beat_;
+  std::chrono::milliseconds period_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+admin::StatusView status_view(const config::NodeConfig& config, std::string_view version,
+                              const role::RoleManager& role, const host::PluginHost& plugins,
+                              db::NodeRegistry& registry) {
+  const role::RoleStatus status = role.status();
+  admin::StatusView view;
+  view.node_id = config.node_id;
+  view.version = std::string(version);
+  view.role = std::string(role::role_name(status.role));
+  view.epoch = status.epoch;
+  view.not_active_reason = status.not_active_reason;
+  view.paused = status.paused;
+  view.transitions = status.transitions;
+  if (status.lease) {
+    view.lease_holder = status.lease->holder;
+    view.lease_epoch = status.lease->epoch;
+    view.lease_expires_in_ms = status.lease->expires_in_ms;
+  }
+  if (status.last_transition) {
+    const role::Transition& t = *status.last_transition;
+    view.last_transition = admin::TransitionView{std::string(role::role_name(t.from)),
+                                                 std::string(role::role_name(t.to)), t.reason,
+                                                 t.epoch, admin::iso8601_utc(t.at)};
+  }
+  for (const db::RegisteredNode& node : registry.list()) {
+    const db::NodeRecord& r = node.record;
+    view.nodes.push_back({r.id, r.address, r.admin_address, r.version, r.backup_dir, r.role,
+                          r.reason, r.paused, node.seen_ms_ago});
+  }
+  for (const host::PluginStatus& p : plugins.status()) {
+    view.plugins.push_back({p.id, p.version, std::string(host::state_name(p.state)),
+                            std::string(host::health_name(p.health)), p.health_detail,
+                            p.last_error});
+  }
+  return view;
+}
+
+// Turns the errors of an operator's command into the admin endpoint's answers.
+template <typename Operation>
+void as_operation(Operation operation) {
+  try {
+    operation();
+  } catch (const db::FencedError& e) {
+    throw admin::OperationError::conflict(e.what());
+  } catch (const db::UnreachableError& e) {
+    throw admin::OperationError::unavailable(e.what());
+  } catch (const std::invalid_argument& e) {
+    throw admin::OperationError::bad_input(e.what());
+  } catch (const std::runtime_error& e) {
+    if (dynamic_cast<const admin::OperationError*>(&e)) throw;
+    throw admin::OperationError::conflict(e.what());
+  }
+}
+
+}  // namespace
 
 log::Settings log_settings(const config::NodeConfig& config) {
   log::Settings settings = config.log;
@@ -16,6 +199,14 @@ log::Settings log_settings(const config::NodeConfig& config) {
     if (plugin.log_level) settings.levels["plugin." + plugin.id] = *plugin.log_level;
   }
   return settings;
+}
+
+void check_config(const config::NodeConfig& config) {
+  const std::string problem = role::check_timers(timers_of(config.role));
+  if (problem.empty()) return;
+  const auto where = config.values.source("role.lease_ttl");
+  if (where) throw config::ConfigError::at(*where, config.file.string(), "[role] " + problem);
+  throw config::ConfigError(config.file.string(), 1, 1, "[role] " + problem);
 }
 
 int run(const config::NodeConfig& config, std::string_view version) {
@@ -42,22 +233,112 @@ int run(const config::NodeConfig& config, std::string_view version) {
   });
 
   std::filesystem::create_directories(config.data_dir);
-  host::PluginHost plugins(config);
+  std::filesystem::create_directories(config.backup_dir);
+  const std::string db_path = config.database.path.string();
+  const db::SqliteOptions db_options{config.database.busy_timeout.count()};
+  const auto database = db::open_sqlite(db_path, db_options);
+  // The lease gets a connection of its own: a connection runs one transaction at a time, and a
+  // plugin's long transaction must never hold up a renewal until the node fences itself.
+  const auto lease_database = db::open_sqlite(db_path, db_options);
+  prepare_schema(*database, config, log);
+
+  // The kernel drops this lock when the process dies: holding it proves that no other process on
+  // this host runs under our id, so a restart right after a crash is not taken for a duplicate.
+  const auto identity = db::FileLock::try_lock(db::lock_path(db_path, "node-" + config.node_id));
+  db::NodeRegistry registry(*database);
+  const std::string instance = random_instance_id();
+  db::NodeRecord record;
+  record.id = config.node_id;
+  record.instance = instance;
+  record.address = config.address;
+  record.admin_address = config.admin.listen;
+  record.version = std::string(version);
+  record.backup_dir = db::normalise_backup_dir(config.backup_dir.string());
+  record.role = std::string(role::role_name(role::Role::starting));
+  registry.register_node(record, identity.has_value(), 3 * config.role.lease_ttl);
+
+  auto metrics = std::make_shared<metrics::MetricsRegistry>();
+  host::PluginHost plugins(config, host::PluginHost::default_search_dirs(config), metrics);
+  plugins.set_database(database.get());
   plugins.load();
   plugins.create_all();
+
+  role::Actions actions;
+  actions.promote = [&](std::uint64_t epoch) {
+    plugins.set_epoch(epoch);
+    plugins.start_all();
+  };
+  actions.demote = [&](std::chrono::milliseconds deadline) {
+    plugins.stop_all(deadline);
+    plugins.set_epoch(0);
+  };
+  role::RoleManager role(*lease_database, nullptr, config.node_id, timers_of(config.role),
+                         hooks_of(config.role), std::move(actions),
+                         db::lock_path(db_path, "active.lock"), SchemaBlocker(*lease_database),
+                         *metrics);
+
+  admin::Model model;
+  model.status = [&] { return status_view(config, version, role, plugins, registry); };
+  model.is_active = [&] { return role.status().role == role::Role::active; };
+  model.metrics_text = [&] { return metrics->render_prometheus(); };
+  model.switchover = [&](std::optional<std::string> to) {
+    as_operation([&] { role.switchover(std::move(to)); });
+  };
+  model.pause = [&] { as_operation([&] { role.pause(); }); };
+  model.resume = [&] { as_operation([&] { role.resume(); }); };
+  model.settings = [&] {
+    std::vector<admin::Setting> settings;
+    for (const db::Setting& s : db::Settings(*database).list()) {
+      settings.push_back({s.key, s.value, s.updated_at_ms, s.updated_by, s.epoch});
+    }
+    return settings;
+  };
+  model.set_setting = [&](const std::string& key, const std::string& value) {
+    as_operation([&] {
+      const role::RoleStatus status = role.status();
+      if (status.role != role::Role::active) {
+        const std::string holder = status.lease ? status.lease->holder : std::string();
+        throw admin::OperationError::conflict(
+            "this node is " + std::string(role::role_name(status.role)) +
+            "; cluster settings are changed on the active node" +
+            (holder.empty() ? std::string() : " (" + holder + ")"));
+      }
+      db::Settings(*database).set(key, value, config.node_id, status.epoch);
+    });
+  };
+  std::optional<std::string> token;
+  if (config.admin.token) token = config.admin.token->reveal();
+  admin::AdminServer admin(config.admin.listen, token, std::move(model));
+  admin.start();
+
+  role.start();
   log.info("node.started", {{"node", config.node_id},
                             {"version", std::string(version)},
                             {"config", config.file.string()},
+                            {"database", database->describe()},
                             {"plugins", std::to_string(plugins.status().size())}});
+  {
+    Heartbeat heartbeat(
+        [&] {
+          const role::RoleStatus status = role.status();
+          try {
+            registry.heartbeat(config.node_id, instance, role::role_name(status.role),
+                               status.not_active_reason, status.paused);
+          } catch (const db::DbError& e) {
+            log.warning("node.heartbeat_failed", {{"reason", e.what()}});
+          }
+        },
+        config.role.poll_interval * 2);
+    events.run();
+  }
 
-  // Until the role manager decides, a lone node serves as active under the first epoch.
-  plugins.set_epoch(1);
-  plugins.start_all();
-  log.info("node.active", {{"node", config.node_id}, {"epoch", "1"}});
-
-  events.run();
-
-  plugins.stop_all();
+  role.stop();
+  admin.stop();
+  try {
+    registry.mark_stopped(config.node_id, instance);
+  } catch (const db::DbError& e) {
+    log.warning("node.unregister_failed", {{"reason", e.what()}});
+  }
   plugins.destroy_all();
   log.info("node.stopped", {{"node", config.node_id}});
   log::flush();

@@ -1,5 +1,6 @@
-// The node runtime: brings up logging and the plugin host from a validated config, serves until
-// SIGTERM or SIGINT, and takes everything down in reverse order.
+// The node runtime: wires the shared database, the node registry, the plugin host, the role
+// manager and the admin endpoint from a validated config; serves until SIGTERM or SIGINT; and
+// takes everything down in reverse order, handing the lease over on the way out.
 #pragma once
 
 #include "config/node_config.hpp"
@@ -9,8 +10,13 @@ namespace emsnode::node {
 // The log settings of a node: the [log] section plus each plugin's `log_level`.
 log::Settings log_settings(const config::NodeConfig& config);
 
+// Checks what spans several keys (the [role] timer invariants). Throws config::ConfigError at
+// the offending section of the config file.
+void check_config(const config::NodeConfig& config);
+
 // Runs the node until it is asked to stop. Returns the process exit status: 0 after a clean stop.
-// Throws config::ConfigError and host::HostError for refusals found before anything started.
+// Throws config::ConfigError, host::HostError and db::DbError (a refused start: another node with
+// this id or backup dir, a database that cannot be used) before anything serves.
 int run(const config::NodeConfig& config, std::string_view version);
 
 }  // namespace emsnode::node

@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -26,6 +27,10 @@
 #include <vector>
 
 #include "db/database.hpp"
+
+namespace emsnode::metrics {
+class MetricsRegistry;
+}
 
 namespace emsnode::role {
 
@@ -38,15 +43,18 @@ constexpr std::string_view kLeaseHeld = "lease_held";          // another node h
 constexpr std::string_view kSchemaNewer = "schema_newer";      // the database is newer than us
 constexpr std::string_view kSchemaMissing = "schema_missing";  // not created yet; migrate = false
 constexpr std::string_view kDbUnreachable = "db_unreachable";
-constexpr std::string_view kHookVeto = "hook_veto";            // pre_promote said no (or timed out)
-constexpr std::string_view kPaused = "paused";                 // maintenance: will not take the lease
-constexpr std::string_view kHandover = "handover";             // switchover --to another node
-constexpr std::string_view kAcquired = "acquired";             // promoted: took a free/expired lease
-constexpr std::string_view kFastPath = "fast_path";            // promoted: the holder's OS lock fell
+constexpr std::string_view kHookVeto = "hook_veto";  // pre_promote said no (or timed out)
+constexpr std::string_view kPaused = "paused";       // maintenance: will not take the lease
+constexpr std::string_view kHandover = "handover";   // switchover --to another node
+constexpr std::string_view kAcquired = "acquired";   // promoted: took a free/expired lease
+constexpr std::string_view kFastPath = "fast_path";  // promoted: the holder's OS lock fell
 constexpr std::string_view kRenewDeadline = "renew_deadline";  // self-fenced: could not renew
 constexpr std::string_view kLeaseLost = "lease_lost";          // demoted: another epoch holds it
 constexpr std::string_view kSwitchover = "switchover";         // demoted: handed over on request
 constexpr std::string_view kShutdown = "shutdown";             // demoted: the node is stopping
+constexpr std::string_view kStarted = "started";               // starting -> passive
+constexpr std::string_view kPromoting = "promoting";  // holds the lease; pre_promote hooks running
+constexpr std::string_view kPromoteFailed = "promote_failed";  // Actions::promote threw
 }  // namespace reason
 
 struct Timers {
@@ -77,11 +85,11 @@ class Clock {
 const Clock& steady_clock();
 
 struct LeaseView {
-  std::string holder;      // empty when never held
+  std::string holder;  // empty when never held
   std::uint64_t epoch = 0;
   std::int64_t expires_in_ms = 0;  // on the database's clock; <= 0 when expired or released
-  bool os_lock = false;             // the holder holds the same-host lock
-  std::string handover_to;          // switchover target, while it is reserved for it
+  bool os_lock = false;            // the holder holds the same-host lock
+  std::string handover_to;         // switchover target, while it is reserved for it
 };
 
 struct Transition {
@@ -94,9 +102,9 @@ struct Transition {
 
 struct RoleStatus {
   Role role = Role::starting;
-  std::uint64_t epoch = 0;             // ours while active, else 0
-  std::string not_active_reason;       // why we are not active (one of reason::*), if passive
-  std::optional<LeaseView> lease;      // as last read
+  std::uint64_t epoch = 0;         // ours while active, else 0
+  std::string not_active_reason;   // why we are not active (one of reason::*), if passive
+  std::optional<LeaseView> lease;  // as last read
   std::optional<Transition> last_transition;
   bool paused = false;
   std::uint64_t transitions = 0;
@@ -107,6 +115,61 @@ struct RoleStatus {
 struct Actions {
   std::function<void(std::uint64_t epoch)> promote;
   std::function<void(std::chrono::milliseconds deadline)> demote;
+};
+
+class LeaseStore;
+
+// The node's role manager: a control thread (Boost.Asio) runs the state machine (RoleMachine,
+// role_machine.hpp) and its timers; lease calls run on a database worker thread, so a stuck
+// database call never delays the self-fence; hooks and Actions run on a hook thread, and the
+// lease keeps being renewed while they run. Actions::demote also runs on the control thread when
+// it fences; Actions::promote and Actions::demote never run at the same time. Metrics:
+//   emsnode_role{role="starting|passive|active|stopping"}  gauge, 1 for the current role
+//   emsnode_lease_epoch                                    gauge, the lease's epoch as last seen
+//   emsnode_lease_remaining_seconds                        gauge, the holder counts from the start
+//                                                          of its last renewal; a passive, as read
+//   emsnode_role_transitions_total{reason=...}             counter
+//   emsnode_lease_renew_seconds                            histogram, renewal latency
+class RoleManager {
+ public:
+  // `store`: nullptr for SqlLeaseStore on `database`. `fast_path_lock`: the same-host OS lock
+  // file (SQLite: db::lock_path(<db>, "active.lock")); nullopt for PostgreSQL.
+  // `schema_blocker`: "" when this binary may serve on the database's schema, else the reason
+  // (reason::kSchemaNewer, kSchemaMissing); called on the database worker before every attempt
+  // to acquire. Throws std::invalid_argument when check_timers(timers) fails.
+  RoleManager(db::Database& database, std::unique_ptr<LeaseStore> store, std::string node_id,
+              Timers timers, Hooks hooks, Actions actions,
+              std::optional<std::filesystem::path> fast_path_lock,
+              std::function<std::string()> schema_blocker, metrics::MetricsRegistry& metrics,
+              const Clock& clock = steady_clock());
+  ~RoleManager();  // stop()
+  RoleManager(const RoleManager&) = delete;
+  RoleManager& operator=(const RoleManager&) = delete;
+
+  // Starts the threads; the role goes starting -> passive and the node competes for the lease.
+  void start();
+  // Graceful: an active runs pre_demote hooks, Actions::demote, releases the lease and runs
+  // post_demote hooks; then the role is stopping and every thread is joined. Idempotent. Waits
+  // for a lease call in flight (bounded by the database's own timeouts, e.g. busy_timeout). Not
+  // from an on_transition observer (it would wait for itself).
+  void stop();
+  // Maintenance: this node will not take the lease (reason `paused`); an active hands over
+  // first, as in a switchover. Allowed before start().
+  void pause();
+  void resume();
+  // On the active only (throws std::runtime_error saying why otherwise): reserves the lease for
+  // `to` for one lease_ttl when given, demotes gracefully, releases the lease, and stays out of
+  // the competition for one lease_ttl so that another node takes over. Returns once the handover
+  // has started; status() shows its progress.
+  void switchover(std::optional<std::string> to = std::nullopt);
+
+  RoleStatus status() const;  // thread-safe
+  // Called on the control thread after every role change; must be quick and must not block.
+  void on_transition(std::function<void(const Transition&)> observer);
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace emsnode::role

@@ -24,9 +24,9 @@
 #include "host/host_error.hpp"
 #include "host/host_services.hpp"
 #include "host/manifest.hpp"
-#include "metrics/metrics.hpp"
 #include "host/plugin_instance.hpp"
 #include "host/plugin_loader.hpp"
+#include "metrics/metrics.hpp"
 
 namespace {
 

@@ -256,10 +256,11 @@ TEST_CASE("the role timers, hooks and admin endpoint have working defaults") {
 TEST_CASE("hooks resolve against the config folder and the admin token is a secret") {
   ScratchDir dir;
   const auto token_file = dir.write("token", "t0ken\n");
-  const auto config = parse(with_node("[role]\nlease_ttl = \"5s\"\npre_promote = [\"hooks/vip.sh\", "
-                                      "\"/usr/bin/true\"]\n[admin]\nlisten = \"127.0.0.1:9000\"\n"
-                                      "token_file = \"" +
-                                      token_file.string() + "\"\n"));
+  const auto config =
+      parse(with_node("[role]\nlease_ttl = \"5s\"\npre_promote = [\"hooks/vip.sh\", "
+                      "\"/usr/bin/true\"]\n[admin]\nlisten = \"127.0.0.1:9000\"\n"
+                      "token_file = \"" +
+                      token_file.string() + "\"\n"));
   CHECK(config.role.lease_ttl == 5s);
   CHECK(config.role.pre_promote ==
         std::vector<std::filesystem::path>{"/etc/emsnode/hooks/vip.sh", "/usr/bin/true"});

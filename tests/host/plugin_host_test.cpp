@@ -41,6 +41,12 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
+// This host's ABI, and the minor after it, which no plugin may be built for yet.
+const std::string kHostAbi =
+    std::to_string(EMSNODE_ABI_MAJOR) + "." + std::to_string(EMSNODE_ABI_MINOR);
+const std::string kNewerAbi =
+    std::to_string(EMSNODE_ABI_MAJOR) + "." + std::to_string(EMSNODE_ABI_MINOR + 1);
+
 }  // namespace
 
 TEST_CASE("a library without emsnode_plugin_entry is refused by name") {
@@ -65,15 +71,15 @@ TEST_CASE("an entry point that returns NULL is refused") {
   Sandbox box;
   CHECK(refusal_of(box, "t-entry-null") ==
         box.library("t-entry-null").string() +
-            ": emsnode_plugin_entry returned NULL: the plugin declined to run on host ABI 1.0");
+            ": emsnode_plugin_entry returned NULL: the plugin declined to run on host ABI " +
+            kHostAbi);
 }
 
 TEST_CASE("a library built for another ABI major is refused") {
   Sandbox box;
   CHECK(refusal_of(box, "t-abi-major") ==
-        box.library("t-abi-major").string() +
-            ": built for ABI 2.0, this host speaks ABI 1.0: a different major cannot work "
-            "(rebuild the plugin with this host's SDK)");
+        box.library("t-abi-major").string() + ": built for ABI 2.0, this host speaks ABI " +
+            kHostAbi + ": a different major cannot work (rebuild the plugin with this host's SDK)");
 }
 
 TEST_CASE("a manifest declaring another ABI major is refused before the library is loaded") {
@@ -83,27 +89,26 @@ TEST_CASE("a manifest declaring another ABI major is refused before the library 
   // The library is garbage: only a refusal that never loads it names the manifest.
   std::ofstream(box.library("t-abi-major"), std::ios::trunc) << "not loaded\n";
   CHECK(load_refusal(box.node_config("[plugins.t-abi-major]\n")) ==
-        box.manifest("t-abi-major").string() +
-            ": built for ABI 2.0, this host speaks ABI 1.0: a different major cannot work "
-            "(rebuild the plugin with this host's SDK)");
+        box.manifest("t-abi-major").string() + ": built for ABI 2.0, this host speaks ABI " +
+            kHostAbi + ": a different major cannot work (rebuild the plugin with this host's SDK)");
 }
 
 TEST_CASE("a library built for a newer ABI minor is refused") {
   Sandbox box;
   CHECK(refusal_of(box, "t-abi-minor") ==
-        box.library("t-abi-minor").string() +
-            ": built for ABI 1.1, newer than this host's ABI 1.0 (upgrade emsnode, or rebuild "
-            "the plugin with this host's SDK)");
+        box.library("t-abi-minor").string() + ": built for ABI " + kNewerAbi +
+            ", newer than this host's ABI " + kHostAbi +
+            " (upgrade emsnode, or rebuild the plugin with this host's SDK)");
 }
 
 TEST_CASE("a manifest declaring a newer ABI minor is refused") {
   Sandbox box;
   box.add("t-healthy");
-  box.edit_manifest("t-healthy", "abi = \"1.0\"", "abi = \"1.1\"");
+  box.edit_manifest("t-healthy", "abi = \"1.0\"", "abi = \"" + kNewerAbi + "\"");
   CHECK(load_refusal(box.node_config("[plugins.t-healthy]\n")) ==
-        box.manifest("t-healthy").string() +
-            ": built for ABI 1.1, newer than this host's ABI 1.0 (upgrade emsnode, or rebuild "
-            "the plugin with this host's SDK)");
+        box.manifest("t-healthy").string() + ": built for ABI " + kNewerAbi +
+            ", newer than this host's ABI " + kHostAbi +
+            " (upgrade emsnode, or rebuild the plugin with this host's SDK)");
 }
 
 TEST_CASE("a library whose id differs from its manifest is refused with both ids") {

@@ -21,12 +21,17 @@ namespace {
 const std::string kEmsnode = EMSNODE_BINARY;
 
 // A node config in `dir` serving echo on `port`, logging to node.log in `dir`.
+// The sections every node of these tests has: its own database (which it may create) and its
+// own admin port, so that tests run side by side.
+std::string base_config(const std::string& id = "itest") {
+  return "[node]\nid = \"" + id + "\"\ndata_dir = \"state\"\n[database]\nmigrate = true\n" +
+         "[admin]\nlisten = \"127.0.0.1:" + std::to_string(free_port()) + "\"\n";
+}
+
 std::filesystem::path write_node_config(const TempDir& dir, std::uint16_t port,
                                         const std::string& extra_log = "") {
   return dir.write("node.toml",
-                   "[node]\nid = \"itest\"\ndata_dir = \"state\"\n"
-                   "[log]\nconsole = false\nfile = \"node.log\"\n" +
-                       extra_log +
+                   base_config() + "[log]\nconsole = false\nfile = \"node.log\"\n" + extra_log +
                        "\n[plugins.echo]\nlisten = \"127.0.0.1:" + std::to_string(port) + "\"\n");
 }
 
@@ -189,7 +194,7 @@ TEST_CASE("a node with a broken enabled plugin refuses to start, naming the file
       {"t-abi-major", "a different major cannot work"},
       {"t-version-mismatch", "version"},
   }));
-  const auto conf = dir.write("node.toml", "[node]\nid = \"n1\"\n[plugin_host]\ndirs = [\"" +
+  const auto conf = dir.write("node.toml", base_config() + "[plugin_host]\ndirs = [\"" +
                                                std::string(EMSNODE_TEST_PLUGIN_DIR) +
                                                "\"]\n[plugins." + plugin + "]\n");
   const auto result = run({kEmsnode, "--conf", conf.string()}, dir.path());
@@ -203,13 +208,13 @@ TEST_CASE("a node with a broken enabled plugin refuses to start, naming the file
 TEST_CASE("a plugin that never stops does not hold the node's shutdown hostage") {
   TempDir dir;
   const std::uint16_t port = free_port();
-  const auto conf =
-      dir.write("node.toml",
-                "[node]\nid = \"n1\"\n[log]\nconsole = false\nfile = \"node.log\"\n"
-                "[plugin_host]\nstop_deadline = \"300ms\"\ndirs = [\"" +
-                    std::string(EMSNODE_TEST_PLUGIN_DIR) +
-                    "\"]\n[plugins.t-never-stops]\n[plugins.echo]\nlisten = \"127.0.0.1:" +
-                    std::to_string(port) + "\"\n");
+  const auto conf = dir.write(
+      "node.toml", base_config() +
+                       "[log]\nconsole = false\nfile = \"node.log\"\n"
+                       "[plugin_host]\nstop_deadline = \"300ms\"\ndirs = [\"" +
+                       std::string(EMSNODE_TEST_PLUGIN_DIR) +
+                       "\"]\n[plugins.t-never-stops]\n[plugins.echo]\nlisten = \"127.0.0.1:" +
+                       std::to_string(port) + "\"\n");
   Process node({kEmsnode, "--conf", conf.string()}, dir.path());
   REQUIRE(eventually([&] { return serves_echo(port); }));
 
@@ -225,12 +230,13 @@ TEST_CASE("a plugin that never stops does not hold the node's shutdown hostage")
 TEST_CASE("a secret never appears in check output or in the node's log") {
   TempDir dir;
   const std::string secret = "s3cr3t-Value-42";
-  const auto conf = dir.write("node.toml",
-                              "[node]\nid = \"n1\"\n[log]\nconsole = false\nfile = \"node.log\"\n"
-                              "level = \"trace\"\n[plugin_host]\ndirs = [\"" +
-                                  std::string(EMSNODE_TEST_PLUGIN_DIR) +
-                                  "\"]\n[plugins.t-healthy]\ntoken = \"env:EMSNODE_TEST_TOKEN\"\n"
-                                  "journal = \"journal.txt\"\nlog_level = \"trace\"\n");
+  const auto conf =
+      dir.write("node.toml", base_config() +
+                                 "[log]\nconsole = false\nfile = \"node.log\"\n"
+                                 "level = \"trace\"\n[plugin_host]\ndirs = [\"" +
+                                 std::string(EMSNODE_TEST_PLUGIN_DIR) +
+                                 "\"]\n[plugins.t-healthy]\ntoken = \"env:EMSNODE_TEST_TOKEN\"\n"
+                                 "journal = \"journal.txt\"\nlog_level = \"trace\"\n");
   const std::vector<std::string> env{"EMSNODE_TEST_TOKEN=" + secret};
 
   const auto checked = run({kEmsnode, "check", "--conf", conf.string()}, dir.path(), 30s, env);

@@ -37,12 +37,16 @@ rm -rf "$work/prefix/lib/emsnode/plugins/echo"  # the node must load the out-of-
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 port=$((20000 + RANDOM % 20000))
-while port_in_use "$port"; do port=$((20000 + RANDOM % 20000)); done
+while port_in_use "$port" || port_in_use $((port + 1)); do port=$((20000 + RANDOM % 20000)); done
 
 cat >"$work/node.toml" <<TOML
 [node]
 id = "oot"
 data_dir = "state"
+[database]
+migrate = true
+[admin]
+listen = "127.0.0.1:$((port + 1))"
 [log]
 console = false
 file = "node.log"

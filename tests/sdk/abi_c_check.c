@@ -1,5 +1,6 @@
-/* Compiles plugin_abi.h as strict C99 (the contract says C99), and reports the tables' sizes so
- * abi_pin_test.cpp can compare them with the C++ compiler's. */
+/* Compiles plugin_abi.h as strict C99 (the contract says C99), and reports the tables' sizes (and
+ * the layout of emsnode_db_value, which crosses in arrays) so abi_pin_test.cpp can compare them
+ * with the C++ compiler's. */
 #include <emsnode/plugin_abi.h>
 
 size_t emsnode_abi_c_sizeof_host_api(void) {
@@ -7,4 +8,10 @@ size_t emsnode_abi_c_sizeof_host_api(void) {
 }
 size_t emsnode_abi_c_sizeof_plugin_api(void) {
   return sizeof(emsnode_plugin_api);
+}
+size_t emsnode_abi_c_sizeof_db_value(void) {
+  return sizeof(emsnode_db_value);
+}
+size_t emsnode_abi_c_offsetof_db_value_bytes(void) {
+  return offsetof(emsnode_db_value, bytes);
 }

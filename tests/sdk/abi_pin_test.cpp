@@ -14,6 +14,8 @@
 
 extern "C" std::size_t emsnode_abi_c_sizeof_host_api(void);
 extern "C" std::size_t emsnode_abi_c_sizeof_plugin_api(void);
+extern "C" std::size_t emsnode_abi_c_sizeof_db_value(void);
+extern "C" std::size_t emsnode_abi_c_offsetof_db_value_bytes(void);
 
 namespace {
 
@@ -21,7 +23,16 @@ namespace {
 // Append only: an entry is never edited once the version has shipped.
 const std::map<std::string, std::string> kPinnedHashes = {
     {"1.0", "cadc1f896665875bc4d4e8c577286bcc961d0b8cbaf43870a920ad35ab03b1cb"},
+    {"1.1", "6731cdedbf8a2bfa67833dcfd6d508673934adaf16e412bbcce534500e0bc33e"},
 };
+
+std::string read_bytes(const char* path) {
+  std::ifstream file(path, std::ios::binary);
+  REQUIRE(file);
+  std::string bytes{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+  REQUIRE_FALSE(bytes.empty());
+  return bytes;
+}
 
 std::string sha256_hex(const std::string& bytes) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -39,10 +50,7 @@ std::string sha256_hex(const std::string& bytes) {
 }  // namespace
 
 TEST_CASE("the plugin ABI header is the one pinned for its version") {
-  std::ifstream file(EMSNODE_ABI_HEADER, std::ios::binary);
-  REQUIRE(file);
-  const std::string bytes{std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
-  REQUIRE_FALSE(bytes.empty());
+  const std::string bytes = read_bytes(EMSNODE_ABI_HEADER);
 
   const std::string version =
       std::to_string(EMSNODE_ABI_MAJOR) + "." + std::to_string(EMSNODE_ABI_MINOR);
@@ -63,7 +71,15 @@ TEST_CASE("the plugin ABI header is the one pinned for its version") {
   }
 }
 
+TEST_CASE("the ABI 1.0 header the compatibility tests build old plugins with is the shipped one") {
+  // tests/host builds its 1.0 test plugins against this copy: it must be the exact bytes that
+  // plugins in the field were compiled against.
+  CHECK(sha256_hex(read_bytes(EMSNODE_ABI_1_0_HEADER)) == kPinnedHashes.at("1.0"));
+}
+
 TEST_CASE("a C compiler and a C++ compiler lay the ABI tables out alike") {
   CHECK(emsnode_abi_c_sizeof_host_api() == sizeof(emsnode_host_api));
   CHECK(emsnode_abi_c_sizeof_plugin_api() == sizeof(emsnode_plugin_api));
+  CHECK(emsnode_abi_c_sizeof_db_value() == sizeof(emsnode_db_value));
+  CHECK(emsnode_abi_c_offsetof_db_value_bytes() == offsetof(emsnode_db_value, bytes));
 }

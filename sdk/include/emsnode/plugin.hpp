@@ -21,6 +21,10 @@
 //     longer run: the ABI only carries a function pointer and a `void*`, the wrapper owns the rest.
 //   - A host older than this header (a smaller emsnode_host_api::struct_size) is detected per
 //     service: Host::supports() says what exists; using a missing service throws UnsupportedError.
+//   - Database calls (ABI 1.1) report the host's reason as exceptions: FencedError when a write
+//     is fenced off (this node lost the lease), DbError for any other failure. An exception thrown
+//     by the plugin's own write body or row callback is carried across the host call and
+//     rethrown as is, after the host has rolled the transaction back.
 //
 // Needs nothing but the C++17 standard library and plugin_abi.h.
 #pragma once
@@ -46,6 +50,7 @@
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace emsnode::sdk {
@@ -85,6 +90,24 @@ class UnsupportedError : public Error {
       : Error("the host does not offer '" + std::string(service) + "' (its service table has " +
               std::to_string(host_struct_size) + " bytes; this plugin was built for " +
               std::to_string(sizeof(emsnode_host_api)) + ")") {}
+};
+
+/// A shared-database call failed: the host refused it, the backend rejected the statement (syntax,
+/// constraint), or the database could not be reached. what() is the host's one-line reason. In a
+/// write, nothing was written.
+class DbError : public Error {
+ public:
+  /// An error with the host's `message` as what().
+  explicit DbError(const std::string& message) : Error(message) {}
+};
+
+/// A fenced write (Database::write or migrate) was refused because this node no longer holds the
+/// cluster's lease at its epoch: another node is active, or the lease expired. Nothing was
+/// written. Stop writing and let the node demote the plugin; retrying cannot succeed.
+class FencedError : public DbError {
+ public:
+  /// An error with the host's `message` (naming the lease's holder and epoch) as what().
+  explicit FencedError(const std::string& message) : DbError(message) {}
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -133,6 +156,19 @@ Member require(const emsnode_host_api& api, Member emsnode_host_api::*member,
 
 template <typename>
 inline constexpr bool kAlwaysFalse = false;
+
+// Why the host call just made on this thread failed (ABI 1.1 last_error), or `fallback` when the
+// host does not say: it predates last_error, or gave no reason.
+inline std::string host_reason(const emsnode_host_api& api, emsnode_host_ctx* ctx,
+                               std::string_view fallback) {
+  if (fits(api, &emsnode_host_api::last_error)) {
+    const std::string_view reason = to_view(api.last_error(ctx));
+    if (!reason.empty()) {
+      return std::string(reason);
+    }
+  }
+  return std::string(fallback);
+}
 
 }  // namespace detail
 
@@ -529,6 +565,431 @@ class Timer {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Shared database
+
+/// The bytes of a BLOB value. A type of its own so that bytes bind and read back as a blob, and
+/// text as text.
+struct Blob {
+  std::string bytes;  ///< any bytes
+
+  /// Equal when the bytes are.
+  friend bool operator==(const Blob& a, const Blob& b) noexcept { return a.bytes == b.bytes; }
+  /// Not equal when the bytes differ.
+  friend bool operator!=(const Blob& a, const Blob& b) noexcept { return !(a == b); }
+};
+
+/// A SQL parameter or column value: NULL, a 64-bit integer, a double, UTF-8 text or a blob.
+/// Implicit from the C++ types that map onto one, so a parameter list reads
+/// `{id, "name", 2.5, nullptr, sdk::Blob{bytes}, std::optional<int>()}`. A bool binds as the
+/// integer 0 or 1 (the portable SQL has no BOOLEAN); an empty std::optional as NULL.
+class Value {
+ public:
+  /// The alternatives, in the order of emsnode_db_type.
+  using Variant = std::variant<std::nullptr_t, std::int64_t, double, std::string, Blob>;
+
+  /// NULL.
+  Value() noexcept = default;
+  /// NULL.
+  Value(std::nullptr_t) noexcept {}
+  /// An integer. Throws Error for an unsigned value above INT64_MAX, which SQL cannot hold.
+  template <typename T,
+            std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>, int> = 0>
+  Value(T value) : value_(to_int64(value)) {}
+  /// The integer 1 or 0.
+  Value(bool value) noexcept : value_(std::int64_t{value ? 1 : 0}) {}
+  /// A double.
+  Value(double value) noexcept : value_(value) {}
+  /// Text; a null pointer is NULL.
+  Value(const char* text) {
+    if (text != nullptr) value_ = std::string(text);
+  }
+  /// Text.
+  Value(std::string_view text) : value_(std::string(text)) {}
+  /// Text.
+  Value(std::string text) noexcept : value_(std::move(text)) {}
+  /// A blob.
+  Value(Blob blob) noexcept : value_(std::move(blob)) {}
+  /// NULL when empty, else the contained value.
+  template <typename T>
+  Value(const std::optional<T>& value) {
+    if (value) *this = Value(*value);
+  }
+
+  /// Which alternative this is.
+  emsnode_db_type type() const noexcept { return static_cast<emsnode_db_type>(value_.index()); }
+  /// Whether this is NULL.
+  bool is_null() const noexcept { return type() == EMSNODE_DB_NULL; }
+  /// The integer. Throws DbError when the value is not one.
+  std::int64_t integer() const { return std::get<std::int64_t>(expect(EMSNODE_DB_INTEGER)); }
+  /// The double, or an integer as a double. Throws DbError for any other type.
+  double floating() const {
+    if (type() == EMSNODE_DB_INTEGER) return static_cast<double>(std::get<std::int64_t>(value_));
+    return std::get<double>(expect(EMSNODE_DB_FLOAT));
+  }
+  /// The text. Throws DbError when the value is not text.
+  const std::string& text() const { return std::get<std::string>(expect(EMSNODE_DB_TEXT)); }
+  /// The blob's bytes. Throws DbError when the value is not a blob.
+  const std::string& blob() const { return std::get<Blob>(expect(EMSNODE_DB_BLOB)).bytes; }
+  /// The value as a std::variant, e.g. for std::visit.
+  const Variant& variant() const noexcept { return value_; }
+
+  /// "NULL", "integer", "float", "text", "blob", or "type <n>" for one this SDK does not know.
+  static std::string type_name(emsnode_db_type type) {
+    switch (type) {
+      case EMSNODE_DB_NULL:
+        return "NULL";
+      case EMSNODE_DB_INTEGER:
+        return "integer";
+      case EMSNODE_DB_FLOAT:
+        return "float";
+      case EMSNODE_DB_TEXT:
+        return "text";
+      case EMSNODE_DB_BLOB:
+        return "blob";
+    }
+    return "type " + std::to_string(static_cast<int>(type));
+  }
+
+  /// Equal when of the same type and value (an integer never equals a double).
+  friend bool operator==(const Value& a, const Value& b) { return a.value_ == b.value_; }
+  /// Not equal.
+  friend bool operator!=(const Value& a, const Value& b) { return !(a == b); }
+
+ private:
+  template <typename T>
+  static std::int64_t to_int64(T value) {
+    if constexpr (std::is_unsigned_v<T> && sizeof(T) >= sizeof(std::int64_t)) {
+      if (value > static_cast<T>(std::numeric_limits<std::int64_t>::max())) {
+        throw Error("the integer " + std::to_string(value) + " does not fit SQL's signed 64 bits");
+      }
+    }
+    return static_cast<std::int64_t>(value);
+  }
+
+  const Variant& expect(emsnode_db_type wanted) const {
+    if (type() != wanted) {
+      throw DbError("the value is " + type_name(type()) + ", not " + type_name(wanted));
+    }
+    return value_;
+  }
+
+  Variant value_;
+};
+
+/// Parameters bound, in order, to a statement's `?` placeholders.
+using Params = std::vector<Value>;
+
+/// One result row: its column values in the statement's column order. Owns its values.
+class Row {
+ public:
+  /// An empty row.
+  Row() = default;
+  /// A row of `columns` (e.g. what a FakeHost hook returns).
+  explicit Row(std::vector<Value> columns) noexcept : columns_(std::move(columns)) {}
+  /// A row from a braced list: `sdk::Row{1, "a"}`.
+  Row(std::initializer_list<Value> columns) : columns_(columns) {}
+
+  /// How many columns.
+  std::size_t size() const noexcept { return columns_.size(); }
+  /// Column `i`. Throws DbError when there is no such column.
+  const Value& operator[](std::size_t i) const { return at(i); }
+  /// Whether column `i` is NULL.
+  bool is_null(std::size_t i) const { return at(i).is_null(); }
+  /// Column `i` as an integer; throws DbError naming the column when it is not one.
+  std::int64_t integer(std::size_t i) const { return typed(i, &Value::integer); }
+  /// Column `i` as a double (an integer column reads too); throws DbError otherwise.
+  double floating(std::size_t i) const { return typed(i, &Value::floating); }
+  /// Column `i` as text; throws DbError naming the column when it is not text.
+  const std::string& text(std::size_t i) const { return typed(i, &Value::text); }
+  /// Column `i` as a blob's bytes; throws DbError naming the column when it is not a blob.
+  const std::string& blob(std::size_t i) const { return typed(i, &Value::blob); }
+  /// All columns.
+  const std::vector<Value>& columns() const noexcept { return columns_; }
+
+  /// Equal when every column is.
+  friend bool operator==(const Row& a, const Row& b) { return a.columns_ == b.columns_; }
+  /// Not equal.
+  friend bool operator!=(const Row& a, const Row& b) { return !(a == b); }
+
+ private:
+  const Value& at(std::size_t i) const {
+    if (i >= columns_.size()) {
+      throw DbError("no column " + std::to_string(i) + " in a row of " +
+                    std::to_string(columns_.size()));
+    }
+    return columns_[i];
+  }
+
+  template <typename Result>
+  Result typed(std::size_t i, Result (Value::*getter)() const) const {
+    const Value& value = at(i);
+    try {
+      return (value.*getter)();
+    } catch (const DbError& e) {
+      throw DbError("column " + std::to_string(i) + ": " + e.what());
+    }
+  }
+
+  std::vector<Value> columns_;
+};
+
+namespace detail {
+
+// The ABI's view of `value`; its bytes point into `value`, which must outlive the view.
+inline emsnode_db_value to_db_value(const Value& value) noexcept {
+  emsnode_db_value out{};
+  out.type = value.type();
+  switch (out.type) {
+    case EMSNODE_DB_INTEGER:
+      out.integer = std::get<std::int64_t>(value.variant());
+      break;
+    case EMSNODE_DB_FLOAT:
+      out.floating = std::get<double>(value.variant());
+      break;
+    case EMSNODE_DB_TEXT:
+      out.bytes = to_str(std::get<std::string>(value.variant()));
+      break;
+    case EMSNODE_DB_BLOB:
+      out.bytes = to_str(std::get<Blob>(value.variant()).bytes);
+      break;
+    case EMSNODE_DB_NULL:
+      break;
+  }
+  return out;
+}
+
+// A copy of a value the host passed. Throws DbError for a type this SDK does not know.
+inline Value from_db_value(const emsnode_db_value& value) {
+  switch (value.type) {
+    case EMSNODE_DB_NULL:
+      return Value();
+    case EMSNODE_DB_INTEGER:
+      return Value(value.integer);
+    case EMSNODE_DB_FLOAT:
+      return Value(value.floating);
+    case EMSNODE_DB_TEXT:
+      return Value(std::string(to_view(value.bytes)));
+    case EMSNODE_DB_BLOB:
+      return Value(Blob{std::string(to_view(value.bytes))});
+  }
+  throw DbError("the host passed a value of " + Value::type_name(value.type) +
+                ", which this SDK does not know");
+}
+
+// Parameters as the ABI takes them: views into `params`, which must outlive them.
+inline std::vector<emsnode_db_value> to_db_values(const Params& params) {
+  std::vector<emsnode_db_value> out;
+  out.reserve(params.size());
+  for (const Value& value : params) out.push_back(to_db_value(value));
+  return out;
+}
+
+// The user_data of a row callback: the plugin's function, and what it threw. Nothing may unwind
+// into the host, so an exception stops the rows and is rethrown once the host call returns.
+struct RowSink {
+  std::function<bool(const Row&)> on_row;
+  std::exception_ptr error;
+};
+
+inline int deliver_row(void* user_data, const emsnode_db_value* columns,
+                       std::size_t column_count) noexcept {
+  auto& sink = *static_cast<RowSink*>(user_data);
+  try {
+    std::vector<Value> values;
+    values.reserve(column_count);
+    for (std::size_t i = 0; i < column_count; ++i) values.push_back(from_db_value(columns[i]));
+    return sink.on_row(Row(std::move(values))) ? 0 : 1;
+  } catch (...) {
+    sink.error = std::current_exception();  // rethrown by check_db
+    return 1;
+  }
+}
+
+// `on_row` as a RowSink function: a callable returning void takes every row; one returning bool
+// stops at the first false.
+template <typename OnRow>
+std::function<bool(const Row&)> row_function(OnRow&& on_row) {
+  using Result = std::invoke_result_t<OnRow&, const Row&>;
+  if constexpr (std::is_void_v<Result>) {
+    return [fn = std::forward<OnRow>(on_row)](const Row& row) mutable {
+      fn(row);
+      return true;
+    };
+  } else {
+    static_assert(std::is_convertible_v<Result, bool>,
+                  "a row callback returns void (take every row) or bool (false stops)");
+    return [fn = std::forward<OnRow>(on_row)](const Row& row) mutable {
+      return static_cast<bool>(fn(row));
+    };
+  }
+}
+
+// Turns the outcome of a db_* call into the wrapper's contract: what the plugin's own callback
+// threw comes first; then EMSNODE_FENCED is a FencedError and any other failure a DbError, both
+// with the host's reason.
+inline void check_db(const emsnode_host_api& api, emsnode_host_ctx* ctx, emsnode_status status,
+                     std::string_view call, const std::exception_ptr& plugin_error) {
+  if (plugin_error) {
+    std::rethrow_exception(plugin_error);
+  }
+  if (status == EMSNODE_OK) {
+    return;
+  }
+  std::string reason =
+      host_reason(api, ctx, std::string(call) + " failed (the host gave no reason)");
+  if (status == EMSNODE_FENCED) {
+    throw FencedError(reason);
+  }
+  throw DbError(reason);
+}
+
+}  // namespace detail
+
+/// The statements of one fenced write transaction, handed to the body of Database::write. Valid
+/// only while that body runs, on its thread.
+class Transaction {
+ public:
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  /// Runs a statement that returns no rows (INSERT, UPDATE, DELETE) and returns how many rows it
+  /// changed. Throws DbError when it fails; the transaction is then spoiled and rolls back even
+  /// if the body catches the error.
+  std::uint64_t exec(std::string_view sql, const Params& params = {}) {
+    const std::vector<emsnode_db_value> values = detail::to_db_values(params);
+    std::uint64_t changes = 0;
+    const emsnode_status status = exec_fn_(txn_, detail::to_str(sql), values.data(), values.size(),
+                                           nullptr, nullptr, &changes);
+    detail::check_db(*api_, ctx_, status, "db_exec", nullptr);
+    return changes;
+  }
+
+  /// Runs a statement that returns rows (a SELECT, or `... RETURNING`) and returns them all.
+  std::vector<Row> query(std::string_view sql, const Params& params = {}) {
+    std::vector<Row> rows;
+    query(sql, params, [&](const Row& row) { rows.push_back(row); });
+    return rows;
+  }
+
+  /// Runs a statement that returns rows and passes each to `on_row(const Row&)`, which returns
+  /// void (take every row) or bool (false stops). What on_row throws propagates.
+  template <typename OnRow>
+  void query(std::string_view sql, const Params& params, OnRow&& on_row) {
+    const std::vector<emsnode_db_value> values = detail::to_db_values(params);
+    detail::RowSink sink{detail::row_function(std::forward<OnRow>(on_row)), nullptr};
+    const emsnode_status status = exec_fn_(txn_, detail::to_str(sql), values.data(), values.size(),
+                                           &detail::deliver_row, &sink, nullptr);
+    detail::check_db(*api_, ctx_, status, "db_exec", sink.error);
+  }
+
+ private:
+  friend class Database;
+  Transaction(const emsnode_host_api* api, emsnode_host_ctx* ctx, emsnode_db_txn* txn,
+              decltype(emsnode_host_api::db_exec) exec_fn) noexcept
+      : api_(api), ctx_(ctx), txn_(txn), exec_fn_(exec_fn) {}
+
+  const emsnode_host_api* api_;
+  emsnode_host_ctx* ctx_;
+  emsnode_db_txn* txn_;
+  decltype(emsnode_host_api::db_exec) exec_fn_;
+};
+
+/// The cluster's shared database, as plugin_abi.h's SHARED DATABASE section describes it: `?`
+/// placeholders, the portable SQL subset, tables named `<id>_...`. Cheap to copy; usable from any
+/// thread. Reads work on every node; writes and migrations only while the plugin is started, and
+/// the host fences them. Needs a host of ABI 1.1: on an older one every call throws
+/// UnsupportedError (check first with host.supports(&emsnode_host_api::db_query)).
+///
+///   db.migrate({"CREATE TABLE IF NOT EXISTS echo_seen (peer TEXT PRIMARY KEY, n BIGINT)"});
+///   db.write([&](sdk::Transaction& tx) {
+///     tx.exec("INSERT INTO echo_seen (peer, n) VALUES (?, 1) "
+///             "ON CONFLICT (peer) DO UPDATE SET n = echo_seen.n + 1", {peer});
+///   });
+///   for (const sdk::Row& row : db.query("SELECT peer, n FROM echo_seen WHERE n > ?", {10})) ...
+class Database {
+ public:
+  /// The database of the plugin whose context is `ctx`.
+  Database(const emsnode_host_api* api, emsnode_host_ctx* ctx) noexcept : api_(api), ctx_(ctx) {}
+
+  /// Runs a reading statement (SELECT, WITH or VALUES; the host refuses writes here) outside any
+  /// transaction and returns its rows. Throws DbError when the host refuses it or it fails.
+  std::vector<Row> query(std::string_view sql, const Params& params = {}) const {
+    std::vector<Row> rows;
+    query(sql, params, [&](const Row& row) { rows.push_back(row); });
+    return rows;
+  }
+
+  /// As query(sql, params), passing each row to `on_row(const Row&)` instead of collecting them;
+  /// on_row returns void (take every row) or bool (false stops). What on_row throws propagates.
+  template <typename OnRow>
+  void query(std::string_view sql, const Params& params, OnRow&& on_row) const {
+    auto query_fn = detail::require(*api_, &emsnode_host_api::db_query, "db_query");
+    const std::vector<emsnode_db_value> values = detail::to_db_values(params);
+    detail::RowSink sink{detail::row_function(std::forward<OnRow>(on_row)), nullptr};
+    const emsnode_status status = query_fn(ctx_, detail::to_str(sql), values.data(), values.size(),
+                                           &detail::deliver_row, &sink);
+    detail::check_db(*api_, ctx_, status, "db_query", sink.error);
+  }
+
+  /// Runs `body(Transaction&)` in one fenced write transaction: it commits when body returns and
+  /// rolls back when body throws, rethrowing that exception. Throws FencedError (body did not
+  /// run) when this node no longer holds the lease at its epoch, and DbError when a statement or
+  /// the commit failed or the host refused (the plugin is not started). Keep body short: write
+  /// transactions are serialised across the node. Do not call query, write or migrate inside it.
+  template <typename Body>
+  void write(Body&& body) const {
+    auto write_fn = detail::require(*api_, &emsnode_host_api::db_write, "db_write");
+    auto exec_fn = detail::require(*api_, &emsnode_host_api::db_exec, "db_exec");
+    using BodyRef = std::remove_reference_t<Body>;
+    static_assert(std::is_invocable_v<BodyRef&, Transaction&>,
+                  "Database::write: the body must be callable as body(sdk::Transaction&)");
+    WriteState<BodyRef> state{this, exec_fn, &body, nullptr};
+    const emsnode_status status = write_fn(ctx_, &Database::run_body<BodyRef>, &state);
+    detail::check_db(*api_, ctx_, status, "db_write", state.error);
+  }
+
+  /// Brings the plugin's own tables to version steps.size(): steps[i] is ONE statement taking the
+  /// schema from version i to i + 1. The host applies only the steps above the version recorded
+  /// for this plugin, so call it at the top of start(). Steps are append-only: never edit a step
+  /// that has shipped. Throws FencedError when this node does not hold the lease, and DbError
+  /// when a step fails, creates a table not named `<id>_...`, or the database is already at a
+  /// newer version than steps.size() (this plugin is older than its data: let start fail).
+  void migrate(const std::vector<std::string_view>& steps) const {
+    auto migrate_fn = detail::require(*api_, &emsnode_host_api::db_migrate, "db_migrate");
+    std::vector<emsnode_str> texts;
+    texts.reserve(steps.size());
+    for (std::string_view step : steps) texts.push_back(detail::to_str(step));
+    detail::check_db(*api_, ctx_, migrate_fn(ctx_, texts.data(), texts.size()), "db_migrate",
+                     nullptr);
+  }
+
+ private:
+  template <typename Body>
+  struct WriteState {
+    const Database* db;
+    decltype(emsnode_host_api::db_exec) exec_fn;
+    Body* body;
+    std::exception_ptr error;  // what body threw; rethrown once db_write has rolled back
+  };
+
+  template <typename Body>
+  static emsnode_status run_body(void* user_data, emsnode_db_txn* txn) noexcept {
+    auto& state = *static_cast<WriteState<Body>*>(user_data);
+    try {
+      Transaction tx(state.db->api_, state.db->ctx_, txn, state.exec_fn);
+      (*state.body)(tx);
+      return EMSNODE_OK;
+    } catch (...) {
+      state.error = std::current_exception();
+      return EMSNODE_ERROR;  // rolls back
+    }
+  }
+
+  const emsnode_host_api* api_;
+  emsnode_host_ctx* ctx_;
+};
+
+// ---------------------------------------------------------------------------------------------
 // Host
 
 class Host;
@@ -546,8 +1007,9 @@ struct PostedTask {
 }  // namespace detail
 
 /// The services the node offers to one plugin instance: identity, log, config, executor and
-/// timers, metrics, health. Built by the wrapper before the plugin's constructor and valid until
-/// the plugin is destroyed; the plugin receives it by reference. Thread-safe unless noted.
+/// timers, metrics, health, shared database. Built by the wrapper before the plugin's constructor
+/// and valid until the plugin is destroyed; the plugin receives it by reference. Thread-safe unless
+/// noted.
 class Host {
  public:
   /// Wraps the host table and context given to create. Throws Error when `api` is null or was
@@ -584,6 +1046,10 @@ class Host {
   /// The plugin's validated config.
   Config config() const noexcept { return Config(api_, ctx_); }
 
+  /// The cluster's shared database (ABI 1.1): reads anywhere, fenced writes and per-plugin
+  /// migrations while started. See Database.
+  Database db() const noexcept { return Database(api_, ctx_); }
+
   /// Runs `task` once, soon, on the host's executor (never concurrently with another posted task
   /// or timer callback of this plugin). Returns false, dropping `task`, when the host refuses:
   /// the plugin is not started. Work posted but not run when stop returns never runs; its
@@ -618,7 +1084,8 @@ class Host {
     const emsnode_timer_id id =
         start_fn(ctx_, to_ms(delay), to_ms(period), &detail::run_timer, task.get());
     if (id == 0) {
-      throw Error("the host refused a timer: the plugin is not started");
+      throw Error("the host refused a timer: " +
+                  detail::host_reason(*api_, ctx_, "the plugin is not started"));
     }
     return Timer(api_, ctx_, id, std::move(task));
   }
@@ -701,9 +1168,10 @@ class Host {
         register_fn(ctx_, kind, detail::to_str(name), detail::to_str(help), fields.data(),
                     fields.size(), buckets.empty() ? nullptr : buckets.data(), buckets.size());
     if (metric == nullptr) {
-      throw Error("the host refused metric '" + std::string(name) +
-                  "' (a name outside [a-z_][a-z0-9_]*, or one registered with another kind; "
-                  "the host log says which)");
+      throw Error("the host refused metric '" + std::string(name) + "': " +
+                  detail::host_reason(*api_, ctx_,
+                                      "a name outside [a-z_][a-z0-9_]*, or one registered with "
+                                      "another kind (the host log says which)"));
     }
     return metric;
   }

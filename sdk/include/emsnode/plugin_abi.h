@@ -13,14 +13,41 @@
  *     can read the other's version before refusing it.
  *   - Nothing is ever removed or reordered within a major. This header is pinned by a hash in the
  *     emsnode test suite: editing it without bumping the version fails the build's tests.
+ *   - Each table member appended after 1.0 is marked "since 1.x": check `struct_size` before using
+ *     it (the C++ wrapper's fits() does), as a 1.0 host does not have it.
+ *
+ * HISTORY
+ *   1.0  the lifecycle, errors, logging, config, identity, executor and timers, metrics, health.
+ *   1.1  the shared database (db_query, db_write, db_exec, db_migrate), last_error, and the
+ *        status EMSNODE_FENCED.
  *
  * CONVENTIONS
  *   - Strings cross as `emsnode_str` views (pointer + length, not NUL-terminated). A view passed
  *     into a call is valid for the duration of that call only, unless OWNERSHIP says otherwise.
  *   - No C++ type and no exception crosses this boundary. A function that can fail returns
- *     `emsnode_status`; the plugin explains a failure with `host->set_error` before returning.
+ *     `emsnode_status`; the plugin explains a failure with `host->set_error` before returning,
+ *     and the host explains a failed service call through `host->last_error` (since 1.1).
  *   - THREAD: says on which thread a function is called (plugin entry points) or from which
  *     threads it may be called (host services).
+ *
+ * SHARED DATABASE (since 1.1)
+ *   The cluster's database (SQLite or PostgreSQL, chosen by the node's config) is shared by every
+ *   node. Any node reads (db_query); only the active node writes, and only through db_write or
+ *   db_migrate, which the host fences: inside the same transaction it checks that this node
+ *   still holds the lease at its epoch, so a node that lost the lease writes nothing.
+ *   SQL is written once, in the subset both backends run alike:
+ *     - parameters are `?` placeholders, bound in order (never `$1`, `:name` or string pasting);
+ *     - column types BIGINT (64-bit integer), DOUBLE PRECISION, TEXT (UTF-8) and BYTEA (bytes);
+ *       no BOOLEAN (use BIGINT 0/1), no date types (store milliseconds since the Unix epoch), no
+ *       AUTOINCREMENT/SERIAL (choose keys yourself);
+ *     - SELECT/INSERT/UPDATE/DELETE, `INSERT ... ON CONFLICT (...) DO UPDATE/NOTHING`,
+ *       `RETURNING`, `LIMIT`, `CREATE TABLE/INDEX IF NOT EXISTS`; cast aggregates whose type the
+ *       backends disagree on (`CAST(SUM(n) AS BIGINT)`);
+ *     - unquoted lower-case identifiers. A plugin's tables and indexes are named `<id>_...`,
+ *       with a '-' of the id written '_' (plugin "mq-bridge": `mq_bridge_sessions`); the host
+ *       refuses a migration step that creates, alters or drops one under another name.
+ *   A plugin owns its tables' schema through db_migrate; it never touches the core's tables or
+ *   another plugin's.
  *
  * LIFECYCLE (driven by the host, never by the plugin)
  *   emsnode_plugin_entry -> create (every node, at boot: validate config, allocate)
@@ -39,7 +66,7 @@ extern "C" {
 #endif
 
 #define EMSNODE_ABI_MAJOR 1
-#define EMSNODE_ABI_MINOR 0
+#define EMSNODE_ABI_MINOR 1
 
 #if defined(_WIN32)
 #define EMSNODE_PLUGIN_EXPORT __declspec(dllexport)
@@ -63,6 +90,9 @@ typedef enum emsnode_status {
   EMSNODE_OK = 0,
   EMSNODE_ERROR = 1,     /* the call failed; the reason was given with set_error */
   EMSNODE_NOT_FOUND = 2, /* config getters: no such key, or not of the requested type */
+  EMSNODE_FENCED = 3,    /* since 1.1, db_write and db_migrate: this node does not hold the
+                          * lease at its epoch (another node is active, or the lease expired);
+                          * nothing was written. Stop writing: the node is being demoted. */
 } emsnode_status;
 
 typedef enum emsnode_log_level {
@@ -100,6 +130,50 @@ typedef uint64_t emsnode_timer_id;
  * THREAD: the host's executor thread for this plugin; callbacks of one plugin never run
  * concurrently with each other. They may run concurrently with the plugin's own threads. */
 typedef void (*emsnode_task_fn)(void* user_data);
+
+/* ---- shared database types (since 1.1) ---- */
+
+/* The type of a SQL parameter or column value: which field of emsnode_db_value holds it. */
+typedef enum emsnode_db_type {
+  EMSNODE_DB_NULL = 0,    /* SQL NULL; no field is read */
+  EMSNODE_DB_INTEGER = 1, /* `integer` */
+  EMSNODE_DB_FLOAT = 2,   /* `floating` */
+  EMSNODE_DB_TEXT = 3,    /* `bytes`: UTF-8 text */
+  EMSNODE_DB_BLOB = 4,    /* `bytes`: any bytes */
+} emsnode_db_type;
+
+/* A SQL parameter or column value; only the field that `type` names is read.
+ * It has no struct_size, on purpose: it travels in arrays, whose stride both sides must agree on
+ * without asking, and it is passed by the thousand, so a size per element would be paid on every
+ * row. Its layout is therefore frozen for the whole major: a new kind of value is added as a new
+ * emsnode_db_type that reuses these fields (a reader refuses a type it does not know, and the host
+ * never hands a plugin a type newer than the minor it was built for), and should a value ever
+ * need more room, a later minor appends new functions taking a new struct, while these functions
+ * and this struct stay as they are.
+ * OWNERSHIP: `bytes` is a view; see the function that passes the value. */
+typedef struct emsnode_db_value {
+  emsnode_db_type type;
+  int64_t integer;
+  double floating;
+  emsnode_str bytes; /* text (UTF-8) or blob; `ptr` may be NULL only when `len` is 0 */
+} emsnode_db_value;
+
+/* Receives one result row of db_query or db_exec: `column_count` values in the statement's column
+ * order. Returns 0 for the next row, non-zero to stop: the remaining rows are skipped and the
+ * call still succeeds.
+ * THREAD: the thread that called db_query or db_exec, before that call returns.
+ * OWNERSHIP: `columns` and the views in them are host-owned and valid during this call only. */
+typedef int (*emsnode_db_row_fn)(void* user_data, const emsnode_db_value* columns,
+                                 size_t column_count);
+
+/* One write transaction of db_write, passed to its body. Opaque.
+ * OWNERSHIP: host-owned; valid only until the body that received it returns. */
+typedef struct emsnode_db_txn emsnode_db_txn;
+
+/* The body of db_write: runs its statements with db_exec(txn, ...). Returns EMSNODE_OK to commit;
+ * anything else rolls the transaction back.
+ * THREAD: the thread that called db_write, before db_write returns. */
+typedef emsnode_status (*emsnode_db_txn_fn)(void* user_data, emsnode_db_txn* txn);
 
 /* Services the host offers to a plugin. Appended to at the end only (see VERSION POLICY). */
 typedef struct emsnode_host_api {
@@ -198,6 +272,79 @@ typedef struct emsnode_host_api {
   /* Reports the plugin's own view of its health, shown in the node's status. Starts as OK at
    * each start. THREAD: any. OWNERSHIP: the host copies `detail`. */
   void (*health_report)(emsnode_host_ctx* ctx, emsnode_health health, emsnode_str detail);
+
+  /* ---- why a host call failed (since 1.1) ---- */
+
+  /* Why the latest host service call made on this thread failed: one line for an operator, to
+   * pass to set_error or to log. Every db_* function sets it when it returns anything but
+   * EMSNODE_OK, as do post (EMSNODE_ERROR), timer_start (0) and metric_register (NULL); each of
+   * those calls clears it first, so it is empty after a success. Read it right after the call
+   * that failed, on the same thread.
+   * THREAD: any; each thread reads its own. OWNERSHIP: host-owned, valid until this thread's next
+   * call of a host service. */
+  emsnode_str (*last_error)(emsnode_host_ctx* ctx);
+
+  /* ---- shared database (since 1.1; see SHARED DATABASE at the top) ----
+   * Every db_* function returns EMSNODE_ERROR with the reason in last_error when this node has no
+   * shared database (e.g. under emsnode-plugin-check), for a statement the backend rejects, for a
+   * value of an unknown type, or when the database cannot be reached. No db_* function may be
+   * called from inside a db_write body except db_exec: the transaction holds the connection. */
+
+  /* Runs one reading statement outside any transaction, binding `params[0..param_count)` to its
+   * `?` placeholders in order, and passes the result rows to `on_row` (may be NULL) in order
+   * until it returns non-zero. Allowed on every node, active or passive, from create until
+   * destroy. A statement that could write is refused (write through db_write, which fences), as
+   * is more than one statement in `sql`, here and in db_exec.
+   * THREAD: any; on_row runs on the calling thread. OWNERSHIP: `sql` and `params` (may be NULL
+   * when `param_count` is 0) are read during the call only. */
+  emsnode_status (*db_query)(emsnode_host_ctx* ctx, emsnode_str sql, const emsnode_db_value* params,
+                             size_t param_count, emsnode_db_row_fn on_row, void* user_data);
+
+  /* Runs `body(user_data, txn)` inside ONE write transaction, fenced: in that same transaction,
+   * before body runs, the host checks that this node holds the lease at the epoch that
+   * current_epoch returns. Transactions are serialised across the node: keep body short, with
+   * no network I/O. No retry: body runs at most once per call. Returns
+   *   EMSNODE_OK      body returned EMSNODE_OK and the transaction committed;
+   *   EMSNODE_FENCED  the lease check failed: body did not run, nothing was written, last_error
+   *                   names the lease's holder and epoch;
+   *   EMSNODE_ERROR   body returned anything else, a db_exec in it failed, the commit failed, or
+   *                   the call was refused: nothing was written. last_error has the first failed
+   *                   db_exec's reason, else the host's.
+   * Refused unless the plugin is started: from the moment the host calls start until stop
+   * returns (so start may write, and stop may flush).
+   * THREAD: any; body runs on the calling thread before db_write returns. OWNERSHIP: `user_data`
+   * stays the plugin's. */
+  emsnode_status (*db_write)(emsnode_host_ctx* ctx, emsnode_db_txn_fn body, void* user_data);
+
+  /* Runs one statement in the transaction `txn` of a running db_write body, binding params as
+   * db_query does, and passes any rows it returns (a SELECT, or `... RETURNING`) to `on_row`
+   * (may be NULL). `*changes` (may be NULL) receives, when on_row is NULL, the number of rows an
+   * INSERT, UPDATE or DELETE changed; when on_row is set the statement runs as a query and it
+   * receives the number of rows returned. After a failed db_exec the transaction is spoiled
+   * (PostgreSQL aborts it; the host makes SQLite behave alike): later db_exec calls fail, and
+   * db_write rolls back whatever body returns.
+   * THREAD: the thread running the body that received `txn`. OWNERSHIP: as for db_query; `txn`
+   * must not be kept past the body. */
+  emsnode_status (*db_exec)(emsnode_db_txn* txn, emsnode_str sql, const emsnode_db_value* params,
+                            size_t param_count, emsnode_db_row_fn on_row, void* user_data,
+                            uint64_t* changes);
+
+  /* Brings this plugin's tables to schema version `step_count`. `steps[i]` is ONE SQL statement
+   * (no `;` between two statements) that takes the schema from version i to version i + 1: a
+   * table of three columns and its index are two steps. The host records the version under the
+   * component "plugin.<id>" with the core's migration runner and applies only the steps above
+   * the version recorded, each with its version record in one transaction, so calling it at every
+   * start is cheap and idempotent. Steps are append-only, as this header is: never edit a step
+   * that has shipped, append a new one. Returns EMSNODE_OK when the schema is at `step_count`;
+   * EMSNODE_ERROR when a step fails (the steps before it stay applied), a step creates, alters
+   * or drops a table, index or view not named `<id>_...`, or the database is at a version above
+   * `step_count`: this plugin is older than its data and must not run against it (fail start);
+   * EMSNODE_FENCED when this node does not hold the lease at its epoch (checked before the first
+   * step; as each step re-reads the version under the write lock, a step is applied once in the
+   * cluster even by a node that loses the lease meanwhile). Like db_write, refused unless the
+   * plugin is started: call it at the top of start.
+   * THREAD: any. OWNERSHIP: `steps` and their text are read during the call only. */
+  emsnode_status (*db_migrate)(emsnode_host_ctx* ctx, const emsnode_str* steps, size_t step_count);
 } emsnode_host_api;
 
 /* What a plugin exports: its compiled-in facts and its entry points. */

@@ -15,8 +15,23 @@
 //
 // It mirrors the node's rules where a plugin could come to depend on them: post and timers are
 // refused outside start..stop, timers still armed when stop returns are cancelled and counted as
-// leaked, health resets to OK at each start, metric names and kinds are checked. It does not
-// validate config against plugin.toml: set every key the plugin reads (the node fills defaults).
+// leaked, health resets to OK at each start, metric names and kinds are checked, a failed host
+// call explains itself through last_error. It does not validate config against plugin.toml: set
+// every key the plugin reads (the node fills defaults).
+//
+// It has no database of its own. A test that drives a plugin's SQL paths sets hooks that stand
+// for the node's database and throw to fail (sdk::FencedError plays a node that lost the lease):
+//
+//   fake.set_db_write([](const auto& run_body) { run_body(); })   // no fencing: run the body
+//       .set_db_exec([&](std::string_view sql, const sdk::Params& params) {
+//         statements.emplace_back(sql);
+//         return FakeHost::DbExecResult{{}, 1};                    // no rows, 1 row changed
+//       });
+//
+// The node's rules hold around the hooks: db_write and db_migrate are refused outside
+// start..stop, db_exec only works inside the body of its db_write, a failed db_exec spoils the
+// transaction (it rolls back whatever the body returns), and nothing but db_exec may be called
+// from a body.
 //
 // Needs nothing but the C++17 standard library and the SDK headers.
 #pragma once
@@ -30,6 +45,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <exception>
+#include <functional>
 #include <initializer_list>
 #include <iterator>
 #include <map>
@@ -107,6 +124,11 @@ class FakeHost {
     api_.metric_set = &FakeHost::on_metric_set;
     api_.metric_observe = &FakeHost::on_metric_observe;
     api_.health_report = &FakeHost::on_health_report;
+    api_.last_error = &FakeHost::on_last_error;
+    api_.db_query = &FakeHost::on_db_query;
+    api_.db_write = &FakeHost::on_db_write;
+    api_.db_exec = &FakeHost::on_db_exec;
+    api_.db_migrate = &FakeHost::on_db_migrate;
   }
 
   FakeHost(const FakeHost&) = delete;
@@ -256,6 +278,40 @@ class FakeHost {
     std::lock_guard<std::mutex> lock(mutex_);
     return health_detail_;
   }
+
+  // ---- shared database ----
+  // Each hook stands for the node's database in one db_* call. It runs on the plugin's calling
+  // thread, without the fake's lock held, and throws to fail: sdk::FencedError makes db_write and
+  // db_migrate return EMSNODE_FENCED, any other exception EMSNODE_ERROR; either way its what()
+  // becomes the host's last_error. Without a hook the call fails with "the fake host has no
+  // database; set one with FakeHost::set_db_...".
+
+  /// What a db_exec hook returns: the rows of a statement that returns rows, and how many rows
+  /// an INSERT, UPDATE or DELETE changed.
+  struct DbExecResult {
+    std::vector<Row> rows;      ///< passed to the plugin's row callback, in order
+    std::uint64_t changes = 0;  ///< reported when the plugin gives no row callback
+  };
+  /// db_query: the rows of the read `sql` with `params`.
+  using DbQueryHook = std::function<std::vector<Row>(std::string_view sql, const Params& params)>;
+  /// db_exec: runs one statement of the transaction of the db_write that is running.
+  using DbExecHook = std::function<DbExecResult(std::string_view sql, const Params& params)>;
+  /// db_write: `run_body()` runs the plugin's body once (its statements reach the db_exec hook)
+  /// and returns true when the body asks to commit, false when the transaction rolls back; the
+  /// hook decides what commit and rollback mean for its model. Throw sdk::FencedError before
+  /// running the body to play a node that lost the lease.
+  using DbWriteHook = std::function<void(const std::function<bool()>& run_body)>;
+  /// db_migrate: the plugin's migration steps, as given.
+  using DbMigrateHook = std::function<void(const std::vector<std::string>& steps)>;
+
+  /// Sets what db_query does.
+  FakeHost& set_db_query(DbQueryHook hook) { return set_hook(db_query_, std::move(hook)); }
+  /// Sets what db_exec does.
+  FakeHost& set_db_exec(DbExecHook hook) { return set_hook(db_exec_, std::move(hook)); }
+  /// Sets what db_write does.
+  FakeHost& set_db_write(DbWriteHook hook) { return set_hook(db_write_, std::move(hook)); }
+  /// Sets what db_migrate does.
+  FakeHost& set_db_migrate(DbMigrateHook hook) { return set_hook(db_migrate_, std::move(hook)); }
 
   // ---- executor and timers ----
 
@@ -463,6 +519,13 @@ class FakeHost {
     FakeHost* owner;
     MetricRecord record;
   };
+  // The transaction behind an emsnode_db_txn*: one running db_write body.
+  struct Txn {
+    FakeHost* owner;
+    std::thread::id thread;  // the thread running the body
+    bool spoiled = false;    // a statement failed: the transaction rolls back
+    std::string first_error;
+  };
 
   static FakeHost& self(emsnode_host_ctx* ctx) { return *reinterpret_cast<FakeHost*>(ctx); }
   static std::string_view view(emsnode_str text) { return detail::to_view(text); }
@@ -523,6 +586,73 @@ class FakeHost {
   // A host's complaint about a plugin's call, logged as the node would.
   void host_log_locked(std::string event, Fields fields) {
     logs_.push_back(LogRecord{EMSNODE_LOG_ERROR, std::move(event), std::move(fields)});
+  }
+
+  template <typename Hook>
+  FakeHost& set_hook(Hook& slot, Hook hook) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    slot = std::move(hook);
+    return *this;
+  }
+
+  // ---- last_error: one message per thread, as the node keeps it ----
+
+  // Called first by every host function that reports through last_error.
+  void clear_call_error() { record_call_error(std::string()); }
+  void record_call_error(std::string message) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    call_errors_[std::this_thread::get_id()] = std::move(message);
+  }
+  emsnode_status fail_call(std::string message, emsnode_status status = EMSNODE_ERROR) {
+    record_call_error(std::move(message));
+    return status;
+  }
+  static std::string no_database(const char* setter) {
+    return std::string("the fake host has no database; set one with FakeHost::") + setter;
+  }
+  // Runs a database hook, turning what it throws into the status and message a node gives.
+  emsnode_status run_hook(const std::function<void()>& hook) {
+    try {
+      hook();
+      return EMSNODE_OK;
+    } catch (const FencedError& e) {
+      return fail_call(e.what(), EMSNODE_FENCED);
+    } catch (const std::exception& e) {
+      return fail_call(e.what());
+    } catch (...) {
+      return fail_call("a database hook threw something that is not a std::exception");
+    }
+  }
+  // What the node says when db_write or db_migrate is called at the wrong time; empty when the
+  // call may go ahead. Takes the lock.
+  std::string write_refusal(const char* call) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!started_) {
+      return std::string(call) + " refused: the plugin is not started (writes are allowed from " +
+             "start until stop returns)";
+    }
+    if (txn_ != nullptr) {
+      return std::string(call) + " refused inside a db_write body: use db_exec with its txn";
+    }
+    return std::string();
+  }
+
+  static Params copy_params(const emsnode_db_value* params, std::size_t count) {
+    Params copied;
+    copied.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) copied.push_back(detail::from_db_value(params[i]));
+    return copied;
+  }
+
+  // Passes `rows` to the plugin's row callback as the node does, until it asks to stop.
+  static void deliver(const std::vector<Row>& rows, emsnode_db_row_fn on_row, void* user_data) {
+    if (on_row == nullptr) return;
+    std::vector<emsnode_db_value> columns;
+    for (const Row& row : rows) {
+      columns.clear();
+      for (const Value& value : row.columns()) columns.push_back(detail::to_db_value(value));
+      if (on_row(user_data, columns.data(), columns.size()) != 0) return;
+    }
   }
 
   static bool valid_metric_name(std::string_view name) {
@@ -619,7 +749,11 @@ class FakeHost {
   static emsnode_status on_post(emsnode_host_ctx* ctx, emsnode_task_fn fn, void* user_data) {
     FakeHost& host = self(ctx);
     std::lock_guard<std::mutex> lock(host.mutex_);
-    if (!host.started_) return EMSNODE_ERROR;
+    if (!host.started_) {
+      host.call_errors_[std::this_thread::get_id()] = "post refused: the plugin is not started";
+      return EMSNODE_ERROR;
+    }
+    host.call_errors_[std::this_thread::get_id()].clear();
     host.posts_.push_back(Task{fn, user_data});
     return EMSNODE_OK;
   }
@@ -629,7 +763,12 @@ class FakeHost {
                                          void* user_data) {
     FakeHost& host = self(ctx);
     std::lock_guard<std::mutex> lock(host.mutex_);
-    if (!host.started_) return 0;
+    if (!host.started_) {
+      host.call_errors_[std::this_thread::get_id()] =
+          "timer_start refused: the plugin is not started";
+      return 0;
+    }
+    host.call_errors_[std::this_thread::get_id()].clear();
     const emsnode_timer_id id = ++host.last_timer_id_;  // never reused
     const auto delay = std::chrono::milliseconds(static_cast<std::int64_t>(delay_ms));
     const auto period = std::chrono::milliseconds(static_cast<std::int64_t>(period_ms));
@@ -654,8 +793,11 @@ class FakeHost {
                                             const double* buckets, std::size_t bucket_count) {
     FakeHost& host = self(ctx);
     std::lock_guard<std::mutex> lock(host.mutex_);
+    std::string& call_error = host.call_errors_[std::this_thread::get_id()];
+    call_error.clear();
     const std::string metric_name(view(name));
     if (!valid_metric_name(metric_name)) {
+      call_error = "metric \"" + metric_name + "\" refused: not [a-z_][a-z0-9_]*";
       host.host_log_locked("host.metric_refused",
                            {{"name", metric_name}, {"reason", "not [a-z_][a-z0-9_]*"}});
       return nullptr;
@@ -664,6 +806,7 @@ class FakeHost {
     for (const auto& metric : host.metrics_) {
       if (metric->record.name != metric_name) continue;
       if (metric->record.kind != kind) {
+        call_error = "metric \"" + metric_name + "\" refused: registered with another kind";
         host.host_log_locked("host.metric_refused",
                              {{"name", metric_name}, {"reason", "registered with another kind"}});
         return nullptr;
@@ -722,6 +865,135 @@ class FakeHost {
     host.health_detail_ = std::string(view(detail));
   }
 
+  static emsnode_str on_last_error(emsnode_host_ctx* ctx) {
+    FakeHost& host = self(ctx);
+    std::lock_guard<std::mutex> lock(host.mutex_);
+    // The string stays in the map, unchanged until this thread's next call: the view is valid
+    // as long as the ABI promises.
+    return detail::to_str(host.call_errors_[std::this_thread::get_id()]);
+  }
+
+  static emsnode_status on_db_query(emsnode_host_ctx* ctx, emsnode_str sql,
+                                    const emsnode_db_value* params, std::size_t param_count,
+                                    emsnode_db_row_fn on_row, void* user_data) {
+    FakeHost& host = self(ctx);
+    host.clear_call_error();
+    DbQueryHook hook;
+    bool in_body = false;
+    {
+      std::lock_guard<std::mutex> lock(host.mutex_);
+      in_body = host.txn_ != nullptr;
+      hook = host.db_query_;
+    }
+    if (in_body) {
+      return host.fail_call("db_query refused inside a db_write body: use db_exec with its txn");
+    }
+    if (!hook) return host.fail_call(no_database("set_db_query"));
+    std::vector<Row> rows;
+    const emsnode_status status =
+        host.run_hook([&] { rows = hook(view(sql), copy_params(params, param_count)); });
+    if (status != EMSNODE_OK) return status == EMSNODE_FENCED ? EMSNODE_ERROR : status;
+    deliver(rows, on_row, user_data);
+    return EMSNODE_OK;
+  }
+
+  static emsnode_status on_db_write(emsnode_host_ctx* ctx, emsnode_db_txn_fn body,
+                                    void* user_data) {
+    FakeHost& host = self(ctx);
+    host.clear_call_error();
+    if (std::string refusal = host.write_refusal("db_write"); !refusal.empty()) {
+      return host.fail_call(std::move(refusal));
+    }
+    DbWriteHook hook;
+    {
+      std::lock_guard<std::mutex> lock(host.mutex_);
+      hook = host.db_write_;
+    }
+    if (!hook) return host.fail_call(no_database("set_db_write"));
+
+    Txn txn{&host, std::this_thread::get_id(), false, {}};
+    bool ran = false;
+    emsnode_status body_status = EMSNODE_OK;
+    const std::function<bool()> run_body = [&] {
+      if (ran) throw std::logic_error("FakeHost: a db_write hook ran the body twice");
+      ran = true;
+      {
+        std::lock_guard<std::mutex> lock(host.mutex_);
+        host.txn_ = &txn;
+      }
+      body_status = body(user_data, reinterpret_cast<emsnode_db_txn*>(&txn));
+      std::lock_guard<std::mutex> lock(host.mutex_);
+      host.txn_ = nullptr;
+      return body_status == EMSNODE_OK && !txn.spoiled;
+    };
+    const emsnode_status status = host.run_hook([&] { hook(run_body); });
+    if (status != EMSNODE_OK) return status;
+    if (ran && txn.spoiled) return host.fail_call(txn.first_error);
+    if (ran && body_status != EMSNODE_OK) {
+      return host.fail_call("the transaction body returned " +
+                            std::to_string(static_cast<int>(body_status)) + ": rolled back");
+    }
+    return EMSNODE_OK;
+  }
+
+  static emsnode_status on_db_exec(emsnode_db_txn* handle, emsnode_str sql,
+                                   const emsnode_db_value* params, std::size_t param_count,
+                                   emsnode_db_row_fn on_row, void* user_data,
+                                   std::uint64_t* changes) {
+    Txn& txn = *reinterpret_cast<Txn*>(handle);
+    FakeHost& host = *txn.owner;
+    host.clear_call_error();
+    DbExecHook hook;
+    bool running = false;
+    {
+      std::lock_guard<std::mutex> lock(host.mutex_);
+      running = host.txn_ == &txn && txn.thread == std::this_thread::get_id();
+      hook = host.db_exec_;
+    }
+    if (!running) {
+      return host.fail_call(
+          "db_exec refused: its txn belongs to a db_write body that is not "
+          "running on this thread");
+    }
+    if (txn.spoiled) {
+      return host.fail_call("db_exec refused: an earlier statement of this transaction failed (" +
+                            txn.first_error + ")");
+    }
+    DbExecResult result;
+    const emsnode_status status =
+        hook ? host.run_hook([&] { result = hook(view(sql), copy_params(params, param_count)); })
+             : host.fail_call(no_database("set_db_exec"));
+    if (status != EMSNODE_OK) {
+      // A failed statement spoils the transaction on every backend the node supports.
+      txn.spoiled = true;
+      std::lock_guard<std::mutex> lock(host.mutex_);
+      txn.first_error = host.call_errors_[std::this_thread::get_id()];
+      return EMSNODE_ERROR;
+    }
+    deliver(result.rows, on_row, user_data);
+    if (changes != nullptr) *changes = on_row != nullptr ? result.rows.size() : result.changes;
+    return EMSNODE_OK;
+  }
+
+  static emsnode_status on_db_migrate(emsnode_host_ctx* ctx, const emsnode_str* steps,
+                                      std::size_t step_count) {
+    FakeHost& host = self(ctx);
+    host.clear_call_error();
+    if (std::string refusal = host.write_refusal("db_migrate"); !refusal.empty()) {
+      return host.fail_call(std::move(refusal));
+    }
+    DbMigrateHook hook;
+    {
+      std::lock_guard<std::mutex> lock(host.mutex_);
+      hook = host.db_migrate_;
+    }
+    if (!hook) return host.fail_call(no_database("set_db_migrate"));
+    std::vector<std::string> copied;
+    copied.reserve(step_count);
+    for (std::size_t i = 0; i < step_count; ++i) copied.emplace_back(view(steps[i]));
+    return host.run_hook([&] { hook(copied); });
+  }
+
   emsnode_host_api api_{};
   const emsnode_plugin_api* plugin_ = nullptr;
   void* instance_ = nullptr;
@@ -746,6 +1018,12 @@ class FakeHost {
   std::thread::id running_thread_;  // the thread running running_timer_
   std::size_t leaked_timers_ = 0;
   std::chrono::milliseconds last_stop_duration_{0};
+  std::map<std::thread::id, std::string> call_errors_;  // last_error, per thread
+  DbQueryHook db_query_;
+  DbExecHook db_exec_;
+  DbWriteHook db_write_;
+  DbMigrateHook db_migrate_;
+  Txn* txn_ = nullptr;  // the db_write body that is running
 };
 
 }  // namespace emsnode::sdk::testing

@@ -1,0 +1,64 @@
+// The node's admin endpoint: HTTP/1.1 on its own I/O thread, for operators, the CLI and load
+// balancers.
+//
+//   GET  /                 status page (HTML, refreshes itself every 2 s)
+//   GET  /status           status JSON (?format=text: what `emsnode status` prints)
+//   GET  /healthz/active   200 "active" while this node holds the lease, else 503 "passive"
+//   GET  /metrics          Prometheus text format
+//   POST /switchover       hand the lease over (?to=NODE: to that node)
+//   POST /pause, /resume   maintenance: do not take / take again the lease
+//   GET  /settings         cluster settings JSON (?format=text: a table)
+//   GET  /settings/KEY     one setting's value, text/plain; 404 when not set
+//   PUT  /settings/KEY     set it to the request body
+//
+// Reads need no token: the endpoint listens on loopback by default. POST and PUT need
+// `Authorization: Bearer <[admin] token>` and are refused (403) while no token is configured.
+// Limits (ServerLimits) bound what one client can hold: header and body size, the time to send
+// a request, the number of connections.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "admin/model.hpp"
+
+namespace emsnode::admin {
+
+struct ServerLimits {
+  std::size_t header_limit = 8 * 1024;  // larger: 431
+  std::size_t body_limit = 64 * 1024;   // larger: 413
+  // For a whole request to arrive, for a response to be taken, and for an idle keep-alive
+  // connection: a client that trickles bytes (slowloris) is cut off after this.
+  std::chrono::milliseconds read_timeout{10'000};
+  std::size_t max_connections = 64;  // more are answered 503 and closed
+};
+
+class AdminServer {
+ public:
+  // `listen`: "host:port" (port 0: a free one, see port()). `token`: required for state changes;
+  // never logged. Binds nothing until start().
+  AdminServer(std::string listen, std::optional<std::string> token, Model model,
+              ServerLimits limits = {});
+  ~AdminServer();  // stop()
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  // Binds and starts serving on a thread of its own. Throws std::runtime_error naming the
+  // address and the reason ("address already in use") when it cannot listen.
+  void start();
+  // Closes the listener and every connection, waits for running operations to return, joins.
+  // Idempotent. No Model function is called after it returns.
+  void stop();
+  // The bound port (the kernel's choice for port 0); 0 before start().
+  std::uint16_t port() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace emsnode::admin

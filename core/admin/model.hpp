@@ -1,0 +1,107 @@
+// What the admin endpoint shows and what it can ask the node to do. Plain data and
+// std::functions, so that the endpoint depends on no part of the node: core/node wires the role
+// manager, the node registry, the settings and the plugin host into a Model.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace emsnode::admin {
+
+// One node of the cluster, as the node registry last saw it.
+struct NodeView {
+  std::string id;
+  std::string address;        // its service address
+  std::string admin_address;  // its admin endpoint
+  std::string version;
+  std::string backup_dir;
+  std::string role;    // "starting", "passive", "active", "stopping"
+  std::string reason;  // why it is not active (one of role::reason::*), or empty
+  bool paused = false;
+  std::int64_t seen_ms_ago = 0;
+};
+
+struct PluginView {
+  std::string id;
+  std::string version;
+  std::string state;   // host::state_name(): "running", "stopped", "faulted", ...
+  std::string health;  // "ok", "degraded", ...
+  std::string health_detail;
+  std::string last_error;  // empty when it has not failed
+};
+
+struct TransitionView {
+  std::string from;
+  std::string to;
+  std::string reason;
+  std::uint64_t epoch = 0;
+  std::string at;  // ISO 8601 UTC, as iso8601_utc() writes it
+};
+
+struct StatusView {
+  std::string node_id;
+  std::string version;
+  std::string role;
+  std::uint64_t epoch = 0;        // ours while active, else 0
+  std::string not_active_reason;  // empty while active
+  bool paused = false;
+  std::string lease_holder;  // empty when the lease was never held or has not been read
+  std::uint64_t lease_epoch = 0;
+  std::int64_t lease_expires_in_ms = 0;  // <= 0 when expired or released
+  std::optional<TransitionView> last_transition;
+  std::uint64_t transitions = 0;
+  std::vector<NodeView> nodes;
+  std::vector<PluginView> plugins;
+};
+
+// A cluster setting, shared by every node through the database.
+struct Setting {
+  std::string key;
+  std::string value;
+  std::int64_t updated_at_ms = 0;  // Unix time
+  std::string updated_by;          // node id
+  std::uint64_t epoch = 0;         // the lease epoch it was written under
+};
+
+// What a Model operation throws when it refuses or cannot do what was asked. The endpoint
+// answers with `status()` and `what()` as the body, which the CLI prints as it is: write the
+// message for an operator ("not active: switchover runs on the active node (node-b)").
+class OperationError : public std::runtime_error {
+ public:
+  OperationError(unsigned http_status, const std::string& message)
+      : std::runtime_error(message), status_(http_status) {}
+
+  static OperationError conflict(const std::string& message) { return {409, message}; }
+  static OperationError bad_input(const std::string& message) { return {400, message}; }
+  static OperationError unavailable(const std::string& message) { return {503, message}; }
+
+  unsigned status() const { return status_; }
+
+ private:
+  unsigned status_;
+};
+
+// The node as the endpoint sees it. Every member must be set. `is_active` runs on the endpoint's
+// I/O thread and must return at once (an atomic load: load balancers poll it); the others run on
+// a worker thread and may block (a database read, a switchover). Operations report refusals and
+// failures by throwing OperationError; any other exception is answered with 500 and logged.
+struct Model {
+  std::function<StatusView()> status;
+  std::function<bool()> is_active;            // holds the lease now
+  std::function<std::string()> metrics_text;  // Prometheus text format
+  std::function<void(std::optional<std::string> to)> switchover;
+  std::function<void()> pause;
+  std::function<void()> resume;
+  std::function<std::vector<Setting>()> settings;
+  std::function<void(const std::string& key, const std::string& value)> set_setting;
+};
+
+// "2026-11-21T10:00:00.123Z": the form of TransitionView::at and of times the endpoint prints.
+std::string iso8601_utc(std::chrono::system_clock::time_point at);
+
+}  // namespace emsnode::admin

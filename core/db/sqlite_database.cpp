@@ -1,0 +1,419 @@
+// The SQLite backend: one file shared by the nodes of one host.
+//
+// Durability: journal_mode=WAL with synchronous=FULL. In WAL mode SQLite appends each commit to
+// the -wal file; with FULL it fsyncs the WAL before COMMIT returns, so an acknowledged write
+// survives a process kill and also an OS crash or power loss (NORMAL would only fsync at
+// checkpoints: a power loss could roll back the last commits — a lease renewal or a fenced write
+// the node has already acted on). The cost, one fsync per commit, is small next to the lease's
+// timing (a renewal every few hundred milliseconds).
+//
+// Locking: one connection per Database object, used under a mutex, so transactions of one object
+// are serialised; other processes (nodes on this host) open their own. BEGIN IMMEDIATE takes the
+// write lock at the start of every transaction: a transaction never upgrades from reading to
+// writing (which in WAL mode fails with SQLITE_BUSY_SNAPSHOT instead of waiting), and what it
+// read stays true until it commits — the fencing check relies on this.
+#include "db/sqlite_database.hpp"
+
+#include <sqlite3.h>
+#include <sys/statfs.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+
+#include "db/database.hpp"
+
+namespace emsnode::db {
+namespace {
+
+struct ConnectionCloser {
+  void operator()(sqlite3* connection) const noexcept { sqlite3_close_v2(connection); }
+};
+using ConnectionHandle = std::unique_ptr<sqlite3, ConnectionCloser>;
+
+struct StatementFinalizer {
+  void operator()(sqlite3_stmt* statement) const noexcept { sqlite3_finalize(statement); }
+};
+using StatementHandle = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
+
+// Wall-clock milliseconds since the Unix epoch. julianday('now') is SQLite's millisecond clock
+// (the host's wall clock) as a fraction of days; ROUND undoes the floating-point error of the
+// conversion. unixepoch('now', 'subsec') would be simpler but needs SQLite 3.42 (Debian 12 has
+// 3.40, where it returns NULL). One clock for all nodes, since all of them run on this host.
+constexpr const char* kNowSql =
+    "SELECT CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)";
+
+// The start of a statement, for error messages: enough to recognise it, never a whole script.
+std::string sql_head(std::string_view sql) {
+  constexpr std::size_t kMaxWords = 4;
+  constexpr std::size_t kMaxChars = 48;
+  const auto is_space = [](char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; };
+  std::string head;
+  std::size_t words = 0;
+  std::size_t i = 0;
+  for (;;) {
+    while (i < sql.size() && is_space(sql[i])) ++i;
+    if (i == sql.size()) return head;
+    if (words == kMaxWords || head.size() >= kMaxChars) return head + " ...";
+    std::size_t end = i;
+    while (end < sql.size() && !is_space(sql[end])) ++end;
+    if (!head.empty()) head += ' ';
+    head.append(sql.substr(i, std::min(end - i, kMaxChars)));
+    ++words;
+    i = end;
+  }
+}
+
+// Failures that mean this node cannot use the database at all, however often it retries the
+// statement: the file cannot be opened, is read-only, or the disk failed or is full. The role
+// manager turns them into `db_unreachable` (and an active self-fences).
+bool is_unreachable(int code) {
+  switch (code & 0xff) {
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+    case SQLITE_IOERR:
+    case SQLITE_PERM:
+    case SQLITE_FULL:
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+      return true;
+    default:
+      return false;
+  }
+}
+
+struct NetworkFilesystem {
+  std::uint32_t magic;  // statfs f_type, see statfs(2)
+  std::string_view name;
+};
+
+// Filesystems where several hosts can reach the same file. SQLite's locks are advisory POSIX
+// locks that network filesystems implement loosely or not at all, and the WAL index is shared
+// memory (mmap of the -shm file), which is never coherent between hosts, even on cluster
+// filesystems with working locks (GFS2, OCFS2). FUSE is refused as a whole because smbnetfs,
+// sshfs and GlusterFS mount network storage through it and statfs cannot tell them apart.
+constexpr NetworkFilesystem kNetworkFilesystems[] = {
+    {0x6969, "nfs"},       {0x517B, "smb"},      {0xFF534D42, "cifs"},   {0xFE534D42, "smb2"},
+    {0x65735546, "fuse"},  {0x73757245, "coda"}, {0x5346414F, "afs"},    {0x6B414653, "afs"},
+    {0x01021997, "9p"},    {0x00C36400, "ceph"}, {0x0BD00BD0, "lustre"}, {0x01161970, "gfs2"},
+    {0x7461636F, "ocfs2"},
+};
+
+// statfs() of the file, or of its folder while the file does not exist yet.
+void refuse_network_filesystem(const std::string& path) {
+  std::error_code error;
+  const bool exists = std::filesystem::exists(path, error);
+  std::filesystem::path probe =
+      exists ? std::filesystem::path(path) : std::filesystem::path(path).parent_path();
+  if (probe.empty()) probe = ".";
+  struct statfs info {};
+  if (::statfs(probe.c_str(), &info) != 0) {
+    const int err = errno;
+    throw UnreachableError(path + ": cannot open: " + probe.string() + ": " + std::strerror(err));
+  }
+  if (auto refusal = network_filesystem_refusal(path, static_cast<std::int64_t>(info.f_type))) {
+    throw DbError(*refusal);
+  }
+}
+
+// SQLITE_BUSY after busy_timeout: a DbError to callers; its own type only so that opening can
+// retry the one statement for which SQLite does not wait by itself.
+class BusyError final : public DbError {
+ public:
+  using DbError::DbError;
+};
+
+class SqliteDatabase;
+
+// Statements of one transaction, run on the transaction's connection.
+class SqliteTransaction final : public Transaction {
+ public:
+  explicit SqliteTransaction(SqliteDatabase& database) : database_(database) {}
+  std::int64_t exec(std::string_view sql, const Params& params) override;
+  Rows query(std::string_view sql, const Params& params) override;
+
+ private:
+  SqliteDatabase& database_;
+};
+
+class SqliteDatabase final : public Database {
+ public:
+  SqliteDatabase(std::string path, ConnectionHandle connection, const SqliteOptions& options)
+      : path_(std::move(path)),
+        connection_(std::move(connection)),
+        busy_timeout_ms_(options.busy_timeout_ms) {}
+
+  std::string_view backend() const override { return "sqlite"; }
+  std::string describe() const override { return path_; }
+
+  // Checks that the file is writable and sets the connection's durability and integrity.
+  void configure() {
+    std::lock_guard lock(mutex_);
+    // SQLite silently falls back to read-only when it cannot open the file for writing; a node
+    // must write (the lease, its registry row), so that is a failure to reach the database.
+    if (sqlite3_db_readonly(connection_.get(), "main") == 1) {
+      throw UnreachableError(path_ +
+                             ": the database file is read-only for this process (permissions, a "
+                             "read-only mount or the immutable attribute)");
+    }
+    // Switching a new file to WAL needs an exclusive lock, and when nodes open a new file at the
+    // same moment SQLite reports SQLITE_BUSY at once instead of calling the busy handler (it
+    // would risk a deadlock), so the wait for the other nodes happens here, within the same
+    // busy_timeout. Once the file is in WAL mode, this statement only reads the mode.
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms_);
+    Rows mode;
+    for (;;) {
+      try {
+        mode = run("PRAGMA journal_mode = WAL", {}, nullptr);
+        break;
+      } catch (const BusyError&) {
+        if (std::chrono::steady_clock::now() >= deadline) throw;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
+    if (mode.empty() || mode.front().text(0) != "wal") {
+      throw DbError(path_ + ": cannot switch the database to WAL mode");
+    }
+    run("PRAGMA synchronous = FULL", {}, nullptr);
+    run("PRAGMA foreign_keys = ON", {}, nullptr);
+  }
+
+  std::int64_t now_ms() override {
+    std::lock_guard lock(mutex_);
+    recover_if_idle();
+    return run(kNowSql, {}, nullptr).front().integer(0);
+  }
+
+  Rows query(std::string_view sql, const Params& params) override {
+    std::lock_guard lock(mutex_);
+    recover_if_idle();
+    return run(sql, params, nullptr, /*read_only=*/true);
+  }
+
+  void transaction(const std::function<void(Transaction&)>& body) override {
+    std::lock_guard lock(mutex_);
+    if (in_transaction_) {
+      throw DbError(path_ +
+                    ": transaction() called inside a transaction body; use the Transaction it "
+                    "received");
+    }
+    recover_if_idle();
+    run("BEGIN IMMEDIATE", {}, nullptr);
+    in_transaction_ = true;
+    SqliteTransaction tx(*this);
+    try {
+      body(tx);
+      run("COMMIT", {}, nullptr);
+    } catch (...) {
+      in_transaction_ = false;
+      roll_back();
+      throw;
+    }
+    in_transaction_ = false;
+  }
+
+  // Runs one statement on the connection; the caller holds mutex_. `changes` receives the number
+  // of rows changed; `read_only` refuses a statement that could write.
+  Rows run(std::string_view sql, const Params& params, std::int64_t* changes,
+           bool read_only = false) {
+    sqlite3* const connection = connection_.get();
+    sqlite3_stmt* raw = nullptr;
+    const char* tail = nullptr;
+    const int prepared =
+        sqlite3_prepare_v2(connection, sql.data(), static_cast<int>(sql.size()), &raw, &tail);
+    StatementHandle statement(raw);
+    if (prepared != SQLITE_OK) fail(prepared, sql);
+    if (!statement) throw DbError(path_ + ": empty statement");
+    const std::string_view rest(tail, static_cast<std::size_t>(sql.data() + sql.size() - tail));
+    if (rest.find_first_not_of(" \t\r\n;") != std::string_view::npos) {
+      throw DbError(path_ + ": " + sql_head(sql) + ": one statement at a time");
+    }
+    if (read_only && !sqlite3_stmt_readonly(statement.get())) {
+      throw DbError(path_ + ": " + sql_head(sql) +
+                    ": query() only reads; write inside transaction()");
+    }
+    bind(statement.get(), sql, params);
+    Rows rows;
+    for (;;) {
+      const int stepped = sqlite3_step(statement.get());
+      if (stepped == SQLITE_DONE) break;
+      if (stepped != SQLITE_ROW) fail(stepped, sql);
+      rows.emplace_back(read_row(statement.get()));
+    }
+    if (changes) *changes = sqlite3_changes64(connection);
+    return rows;
+  }
+
+ private:
+  void bind(sqlite3_stmt* statement, std::string_view sql, const Params& params) {
+    const int expected = sqlite3_bind_parameter_count(statement);
+    if (expected != static_cast<int>(params.size())) {
+      throw DbError(path_ + ": " + sql_head(sql) + ": takes " + std::to_string(expected) +
+                    " parameters, given " + std::to_string(params.size()));
+    }
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const int index = static_cast<int>(i) + 1;
+      const Value& value = params[i];
+      int rc = SQLITE_OK;
+      if (const auto* integer = std::get_if<std::int64_t>(&value)) {
+        rc = sqlite3_bind_int64(statement, index, *integer);
+      } else if (const auto* real = std::get_if<double>(&value)) {
+        rc = sqlite3_bind_double(statement, index, *real);
+      } else if (const auto* text = std::get_if<std::string>(&value)) {
+        rc = sqlite3_bind_text64(statement, index, text->data(), text->size(), SQLITE_TRANSIENT,
+                                 SQLITE_UTF8);
+      } else if (const auto* blob = std::get_if<Blob>(&value)) {
+        // A null data pointer would bind NULL, so an empty blob is bound as a zero-length blob.
+        rc = blob->bytes.empty() ? sqlite3_bind_zeroblob(statement, index, 0)
+                                 : sqlite3_bind_blob64(statement, index, blob->bytes.data(),
+                                                       blob->bytes.size(), SQLITE_TRANSIENT);
+      } else {
+        rc = sqlite3_bind_null(statement, index);
+      }
+      if (rc != SQLITE_OK) fail(rc, sql);
+    }
+  }
+
+  static Row read_row(sqlite3_stmt* statement) {
+    const int count = sqlite3_column_count(statement);
+    std::vector<Value> columns;
+    columns.reserve(static_cast<std::size_t>(count));
+    for (int i = 0; i < count; ++i) {
+      switch (sqlite3_column_type(statement, i)) {
+        case SQLITE_INTEGER:
+          columns.emplace_back(static_cast<std::int64_t>(sqlite3_column_int64(statement, i)));
+          break;
+        case SQLITE_FLOAT:
+          columns.emplace_back(sqlite3_column_double(statement, i));
+          break;
+        case SQLITE_TEXT: {
+          const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(statement, i));
+          columns.emplace_back(
+              std::string(text, static_cast<std::size_t>(sqlite3_column_bytes(statement, i))));
+          break;
+        }
+        case SQLITE_BLOB: {
+          const auto* bytes = static_cast<const char*>(sqlite3_column_blob(statement, i));
+          const auto size = static_cast<std::size_t>(sqlite3_column_bytes(statement, i));
+          columns.emplace_back(Blob{bytes ? std::string(bytes, size) : std::string()});
+          break;
+        }
+        default:
+          columns.emplace_back(nullptr);
+      }
+    }
+    return Row(std::move(columns));
+  }
+
+  // Throws the error of the statement that just failed with `code`: UnreachableError when the
+  // database cannot be used at all, else DbError.
+  [[noreturn]] void fail(int code, std::string_view sql) {
+    sqlite3* const connection = connection_.get();
+    std::string message = path_ + ": " + sql_head(sql) + ": ";
+    if ((code & 0xff) == SQLITE_BUSY) {
+      message += "busy: another node held the database for longer than busy_timeout (" +
+                 std::to_string(busy_timeout_ms_) + " ms)";
+      throw BusyError(message);
+    }
+    message += sqlite3_errmsg(connection);
+    if (!is_unreachable(code)) throw DbError(message);
+    // The extended code tells a failed write from a failed fsync or a full disk; errno, when
+    // SQLite still has it, names the OS's reason.
+    message += " (SQLite error " + std::to_string(code);
+    if (const int system_error = sqlite3_system_errno(connection); system_error != 0) {
+      message += std::string(", ") + std::strerror(system_error);
+    }
+    throw UnreachableError(message + ")");
+  }
+
+  // Rolls back after a failed body or COMMIT. Some errors (an I/O error, a full disk) make SQLite
+  // roll back on its own; otherwise ROLLBACK runs here. If even that fails, the open transaction
+  // is left for recover_if_idle(), which reports the failure at the next call: this runs while
+  // the original exception propagates, which must not be replaced.
+  void roll_back() noexcept {
+    if (!sqlite3_get_autocommit(connection_.get())) {
+      sqlite3_exec(connection_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+  }
+
+  // Before a statement outside any transaction body: a transaction still open here is one whose
+  // rollback failed, and it would hold the write lock (and wrap our statement) forever.
+  void recover_if_idle() {
+    if (in_transaction_ || sqlite3_get_autocommit(connection_.get())) return;
+    run("ROLLBACK", {}, nullptr);
+  }
+
+  const std::string path_;
+  const ConnectionHandle connection_;
+  const std::int64_t busy_timeout_ms_;
+  // Recursive so that now_ms() and query() work from inside a transaction body on its thread
+  // (they then run within the transaction); other threads wait for the transaction to end.
+  std::recursive_mutex mutex_;
+  bool in_transaction_ = false;
+};
+
+std::int64_t SqliteTransaction::exec(std::string_view sql, const Params& params) {
+  std::int64_t changes = 0;
+  database_.run(sql, params, &changes);
+  return changes;
+}
+
+Rows SqliteTransaction::query(std::string_view sql, const Params& params) {
+  return database_.run(sql, params, nullptr);
+}
+
+}  // namespace
+
+std::optional<std::string_view> network_filesystem_name(std::int64_t f_type) {
+  // f_type is a signed word whose width differs between platforms; every magic fits 32 bits.
+  const auto magic = static_cast<std::uint32_t>(f_type);
+  for (const auto& filesystem : kNetworkFilesystems) {
+    if (filesystem.magic == magic) return filesystem.name;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> network_filesystem_refusal(const std::string& db_path,
+                                                      std::int64_t f_type) {
+  const auto name = network_filesystem_name(f_type);
+  if (!name) return std::nullopt;
+  return db_path + " is on a network filesystem (" + std::string(*name) +
+         "): SQLite cannot keep nodes on different hosts apart there; use [database] backend = "
+         "\"postgresql\" for a cluster that spans hosts";
+}
+
+std::unique_ptr<Database> open_sqlite(const std::string& path, const SqliteOptions& options) {
+  if (options.busy_timeout_ms < 0 || options.busy_timeout_ms > INT_MAX) {
+    throw std::invalid_argument("busy_timeout_ms must be between 0 and " + std::to_string(INT_MAX) +
+                                " ms");
+  }
+  refuse_network_filesystem(path);
+  sqlite3* raw = nullptr;
+  const int opened = sqlite3_open_v2(
+      path.c_str(), &raw,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+      nullptr);
+  // SQLite hands out a connection even when opening fails; it must be closed all the same.
+  ConnectionHandle connection(raw);
+  if (opened != SQLITE_OK) {
+    std::string reason = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(opened);
+    if (raw && sqlite3_system_errno(raw) != 0) {
+      reason += std::string(" (") + std::strerror(sqlite3_system_errno(raw)) + ")";
+    }
+    throw UnreachableError(path + ": cannot open: " + reason);
+  }
+  sqlite3_busy_timeout(connection.get(), static_cast<int>(options.busy_timeout_ms));
+  auto database = std::make_unique<SqliteDatabase>(path, std::move(connection), options);
+  database->configure();
+  return database;
+}
+
+}  // namespace emsnode::db

@@ -1,0 +1,122 @@
+#include <catch2/catch.hpp>
+
+#include "admin/render.hpp"
+#include "admin_test_support.hpp"
+
+namespace emsnode::admin {
+
+using testing::sample_status;
+
+TEST_CASE("the status JSON has every required key, in a stable order") {
+  CHECK(status_json(sample_status()) ==
+        R"({"node_id":"node-a","version":"0.1.0","role":"active","epoch":7,)"
+        R"("not_active_reason":"","paused":false,"lease_holder":"node-a","lease_epoch":7,)"
+        R"("lease_expires_in_ms":1800,"last_transition":{"from":"passive","to":"active",)"
+        R"("reason":"acquired","epoch":7,"at":"2026-11-21T10:00:00.123Z"},"transitions":2,)"
+        R"("nodes":[{"id":"node-a","address":"10.0.0.1:8013","admin_address":"127.0.0.1:8440",)"
+        R"("version":"0.1.0","backup_dir":"/var/backup/a","role":"active","reason":"",)"
+        R"("paused":false,"seen_ms_ago":120},{"id":"node-b","address":"10.0.0.2:8013",)"
+        R"("admin_address":"127.0.0.1:8441","version":"0.1.0","backup_dir":"/var/backup/b",)"
+        R"("role":"passive","reason":"lease_held","paused":true,"seen_ms_ago":2500}],)"
+        R"("plugins":[{"id":"echo","version":"1.0.0","state":"running","health":"ok",)"
+        R"("health_detail":"","last_error":""},{"id":"mq","version":"2.1.0","state":"failed",)"
+        R"("health":"degraded","health_detail":"broker down",)"
+        R"("last_error":"bind: address in use"}]})");
+}
+
+TEST_CASE("a node that never changed role has a null last_transition") {
+  StatusView status;
+  status.node_id = "fresh";
+  status.role = "starting";
+  const std::string json = status_json(status);
+  CHECK(json.find(R"("last_transition":null)") != std::string::npos);
+  CHECK(json.find(R"("nodes":[],"plugins":[]})") != std::string::npos);
+}
+
+TEST_CASE("the status text summarises the node, the lease, the cluster and the plugins") {
+  CHECK(status_text(sample_status()) ==
+        "node    node-a (0.1.0)\n"
+        "role    active, epoch 7\n"
+        "paused  no\n"
+        "lease   held by node-a, epoch 7, expires in 1.8s\n"
+        "last    passive -> active (acquired), epoch 7, at 2026-11-21T10:00:00.123Z; "
+        "2 transitions\n"
+        "\n"
+        "NODE    ROLE     ADDRESS        ADMIN           VERSION  BACKUP DIR     SEEN       NOTE\n"
+        "node-a  active   10.0.0.1:8013  127.0.0.1:8440  0.1.0    /var/backup/a  120ms ago\n"
+        "node-b  passive  10.0.0.2:8013  127.0.0.1:8441  0.1.0    /var/backup/b  2.5s ago   "
+        "lease_held, paused\n"
+        "\n"
+        "PLUGIN  VERSION  STATE    HEALTH    DETAIL\n"
+        "echo    1.0.0    running  ok\n"
+        "mq      2.1.0    failed   degraded  broker down; last error: bind: address in use\n");
+}
+
+TEST_CASE("the status text of a passive node says why it is not active and who holds the lease") {
+  StatusView status = sample_status();
+  status.role = "passive";
+  status.epoch = 0;
+  status.not_active_reason = "lease_held";
+  status.lease_holder = "node-b";
+  status.lease_expires_in_ms = 0;
+  const std::string text = status_text(status);
+  CHECK(text.find("role    passive (lease_held)\n") != std::string::npos);
+  CHECK(text.find("lease   free (last held by node-b, epoch 7)\n") != std::string::npos);
+}
+
+TEST_CASE("text renderings cannot forge lines or send terminal escapes") {
+  CHECK(printable("a\nb\tc\\d") == R"(a\nb\tc\\d)");
+  CHECK(printable("\x1b[2J") == R"(\x1b[2J)");
+  CHECK(printable("\xc2\x9b"
+                  "31m") == R"(\xc2\x9b31m)");  // C1 CSI, UTF-8 encoded
+  CHECK(printable("caf\xc3\xa9 \xff") == "caf\xc3\xa9 \\xff");
+
+  StatusView status = sample_status();
+  status.node_id = "evil\nrole    active";
+  status.plugins[0].last_error = "\x1b]0;pwned\x07";
+  const std::string text = status_text(status);
+  CHECK(text.find("node    evil\\nrole    active (0.1.0)\n") != std::string::npos);
+  CHECK(text.find("\x1b") == std::string::npos);
+}
+
+TEST_CASE("the HTML page escapes every value and runs no script") {
+  StatusView status = sample_status();
+  status.node_id = "<script>alert(1)</script>";
+  status.nodes[1].id = "\"><img src=x onerror=alert(2)>";
+  status.plugins[1].last_error = "it's <b>bad</b> & worse";
+  const std::string html = status_html(status);
+  CHECK(html.find("<script") == std::string::npos);
+  CHECK(html.find("<img") == std::string::npos);
+  CHECK(html.find("&lt;script&gt;alert(1)&lt;/script&gt;") != std::string::npos);
+  CHECK(html.find("&quot;&gt;&lt;img src=x onerror=alert(2)&gt;") != std::string::npos);
+  CHECK(html.find("it&#39;s &lt;b&gt;bad&lt;/b&gt; &amp; worse") != std::string::npos);
+  CHECK(html.find("<meta http-equiv=\"refresh\" content=\"2\">") != std::string::npos);
+  CHECK(html.find("src=\"http") == std::string::npos);  // self-contained
+  CHECK(html.find("href=") == std::string::npos);
+}
+
+TEST_CASE("settings render as a JSON array and as a table") {
+  const std::vector<Setting> settings = {
+      {"fqdn", "ems.example.com", 1'700'000'000'000, "node-a", 3},
+      {"banner", "line one\nline two", 1'700'000'060'500, "node-b", 4},
+  };
+  CHECK(settings_json(settings) ==
+        R"([{"key":"fqdn","value":"ems.example.com","updated_at_ms":1700000000000,)"
+        R"("updated_by":"node-a","epoch":3},{"key":"banner","value":"line one\nline two",)"
+        R"("updated_at_ms":1700000060500,"updated_by":"node-b","epoch":4}])");
+  CHECK(settings_text(settings) ==
+        "KEY     VALUE               UPDATED                   BY      EPOCH\n"
+        "fqdn    ems.example.com     2023-11-14T22:13:20.000Z  node-a  3\n"
+        "banner  line one\\nline two  2023-11-14T22:14:20.500Z  node-b  4\n");
+  CHECK(settings_json({}) == "[]");
+  CHECK(settings_text({}) == "no cluster settings are set\n");
+}
+
+TEST_CASE("times are written as ISO 8601 UTC with milliseconds") {
+  using namespace std::chrono;
+  CHECK(iso8601_utc(system_clock::time_point(milliseconds(1'700'000'000'123))) ==
+        "2023-11-14T22:13:20.123Z");
+  CHECK(iso8601_utc(system_clock::time_point(milliseconds(-1))) == "1969-12-31T23:59:59.999Z");
+}
+
+}  // namespace emsnode::admin

@@ -1,0 +1,110 @@
+#include <sys/stat.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <filesystem>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
+
+#include "db/file_lock.hpp"
+#include "support/process.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace emsnode::db;
+using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
+using emsnode::testing::TempDir;
+
+TEST_CASE("a file lock is refused to a second holder even in the same process") {
+  TempDir dir;
+  const std::string path = (dir / "emsnode.db.active.lock").string();
+  auto first = FileLock::try_lock(path);
+  REQUIRE(first);
+  CHECK(first->locked());
+  CHECK(first->path() == path);
+  CHECK_FALSE(FileLock::try_lock(path));
+}
+
+TEST_CASE("a file lock is released by unlock and by its destructor") {
+  TempDir dir;
+  const std::string path = (dir / "x.lock").string();
+  {
+    auto held = FileLock::try_lock(path);
+    REQUIRE(held);
+  }
+  auto again = FileLock::try_lock(path);
+  REQUIRE(again);
+  again->unlock();
+  CHECK_FALSE(again->locked());
+  again->unlock();
+  CHECK(FileLock::try_lock(path));
+}
+
+TEST_CASE("a moved file lock keeps the lock") {
+  TempDir dir;
+  const std::string path = (dir / "x.lock").string();
+  FileLock moved = std::move(*FileLock::try_lock(path));
+  CHECK(moved.locked());
+  CHECK_FALSE(FileLock::try_lock(path));
+  FileLock assigned = std::move(*FileLock::try_lock((dir / "other.lock").string()));
+  assigned = std::move(moved);
+  CHECK(assigned.path() == path);
+  CHECK(FileLock::try_lock((dir / "other.lock").string()));  // released by the assignment
+  CHECK_FALSE(FileLock::try_lock(path));
+}
+
+TEST_CASE("a lock file is created readable by its owner only") {
+  TempDir dir;
+  const std::string path = (dir / "x.lock").string();
+  REQUIRE(FileLock::try_lock(path));
+  struct stat info {};
+  REQUIRE(::stat(path.c_str(), &info) == 0);
+  CHECK((info.st_mode & 0777) == 0600);
+}
+
+TEST_CASE("a blocking lock waits until the holder releases it") {
+  TempDir dir;
+  const std::string path = (dir / "x.lock").string();
+  auto held = FileLock::try_lock(path);
+  REQUIRE(held);
+  std::atomic<bool> acquired{false};
+  std::thread waiter([&] {
+    FileLock lock = FileLock::lock(path);
+    acquired = true;
+  });
+  std::this_thread::sleep_for(100ms);
+  CHECK_FALSE(acquired);
+  held->unlock();
+  waiter.join();
+  CHECK(acquired);
+}
+
+TEST_CASE("the kernel releases the lock of a process killed with SIGKILL") {
+  TempDir dir;
+  const std::string path = (dir / "emsnode.db.active.lock").string();
+  // flock --no-fork locks the file and then becomes `sleep`, so one process holds the lock.
+  emsnode::testing::Process holder({"/usr/bin/flock", "--no-fork", path, "/bin/sleep", "60"},
+                                   dir.path());
+  REQUIRE(emsnode::testing::eventually([&] { return !FileLock::try_lock(path); }));
+  CHECK(holder.running());
+  holder.signal(SIGKILL);
+  REQUIRE(holder.wait(5s) == 128 + SIGKILL);
+  CHECK(FileLock::try_lock(path));
+}
+
+TEST_CASE("lock files are named after the database file") {
+  CHECK(lock_path("/var/lib/emsnode/emsnode.db", "active.lock") ==
+        "/var/lib/emsnode/emsnode.db.active.lock");
+  CHECK(lock_path("emsnode.db", "node-n1.lock") == "emsnode.db.node-n1.lock");
+  CHECK_THROWS_AS(lock_path("emsnode.db", ""), std::invalid_argument);
+  CHECK_THROWS_AS(lock_path("emsnode.db", "a/b"), std::invalid_argument);
+}
+
+TEST_CASE("a lock file that cannot be created fails naming the file") {
+  TempDir dir;
+  const std::string path = (dir / "missing" / "x.lock").string();
+  CHECK_THROWS_AS(FileLock::try_lock(path), std::system_error);
+  CHECK_THROWS_WITH(FileLock::lock(path), Contains(path));
+}

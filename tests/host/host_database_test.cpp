@@ -1,0 +1,471 @@
+// The database services of the host table (db_query, db_write, db_exec, db_migrate and
+// last_error), called as a plugin calls them, through host_api() with a plugin's context, against
+// a real SQLite database whose lease the test sets directly.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "db/db_test_support.hpp"
+#include "db/migrations.hpp"
+#include "host/executor.hpp"
+#include "host/host_services.hpp"
+
+namespace emsnode::host {
+namespace {
+
+using db::testing::DbDir;
+using db::testing::set_lease;
+
+const emsnode_host_api& api = host_api();
+
+emsnode_str str(std::string_view text) {
+  return emsnode_str{text.data(), text.size()};
+}
+
+std::string text(emsnode_str view) {
+  return view.len == 0 ? std::string() : std::string(view.ptr, view.len);
+}
+
+// The ABI's view of a test value; it points into `value`.
+emsnode_db_value abi_value(const db::Value& value) {
+  emsnode_db_value out{};
+  if (const auto* integer = std::get_if<std::int64_t>(&value)) {
+    out.type = EMSNODE_DB_INTEGER;
+    out.integer = *integer;
+  } else if (const auto* real = std::get_if<double>(&value)) {
+    out.type = EMSNODE_DB_FLOAT;
+    out.floating = *real;
+  } else if (const auto* bytes = std::get_if<std::string>(&value)) {
+    out.type = EMSNODE_DB_TEXT;
+    out.bytes = str(*bytes);
+  } else if (const auto* blob = std::get_if<db::Blob>(&value)) {
+    out.type = EMSNODE_DB_BLOB;
+    out.bytes = str(blob->bytes);
+  }
+  return out;
+}
+
+std::vector<emsnode_db_value> abi_values(const db::Params& params) {
+  std::vector<emsnode_db_value> out;
+  for (const db::Value& value : params) out.push_back(abi_value(value));
+  return out;
+}
+
+// Row callback collecting every row into a db::Rows.
+int collect(void* user_data, const emsnode_db_value* columns, size_t count) {
+  std::vector<db::Value> row;
+  for (size_t i = 0; i < count; ++i) {
+    switch (columns[i].type) {
+      case EMSNODE_DB_INTEGER:
+        row.emplace_back(columns[i].integer);
+        break;
+      case EMSNODE_DB_FLOAT:
+        row.emplace_back(columns[i].floating);
+        break;
+      case EMSNODE_DB_TEXT:
+        row.emplace_back(text(columns[i].bytes));
+        break;
+      case EMSNODE_DB_BLOB:
+        row.emplace_back(db::Blob{text(columns[i].bytes)});
+        break;
+      default:
+        row.emplace_back(nullptr);
+    }
+  }
+  static_cast<db::Rows*>(user_data)->emplace_back(std::move(row));
+  return 0;
+}
+
+using Body = std::function<emsnode_status(emsnode_db_txn*)>;
+
+emsnode_status run_body(void* user_data, emsnode_db_txn* txn) {
+  return (*static_cast<Body*>(user_data))(txn);
+}
+
+// One plugin ("t-direct": its tables are t_direct_...) of node-a, started, over a real database in
+// which node-a holds the lease at epoch 7, as the host sets it up for a plugin.
+class Plugin {
+ public:
+  Plugin() {
+    set_lease(*database_, "node-a", 7, 60000);
+    shared_->node_id = "node-a";
+    shared_->epoch = 7;
+    shared_->metrics = std::make_shared<metrics::MetricsRegistry>();
+    shared_->database = database_.get();
+    context_.set_writable(true);
+  }
+
+  emsnode_host_ctx* ctx() { return context_.handle(); }
+  PluginContext& context() { return context_; }
+  HostShared& shared() { return *shared_; }
+  db::Database& database() { return *database_; }
+  // Another node's connection to the same database file.
+  std::unique_ptr<db::Database> other_node() const { return dir_.open(); }
+
+  std::string last_error() { return text(api.last_error(ctx())); }
+
+  emsnode_status query(std::string_view sql, const db::Params& params, db::Rows* rows) {
+    const std::vector<emsnode_db_value> values = abi_values(params);
+    return api.db_query(ctx(), str(sql), values.data(), values.size(), &collect, rows);
+  }
+  emsnode_status write(Body body) { return api.db_write(ctx(), &run_body, &body); }
+  static emsnode_status exec(emsnode_db_txn* txn, std::string_view sql,
+                             const db::Params& params = {}, db::Rows* rows = nullptr,
+                             std::uint64_t* changes = nullptr) {
+    const std::vector<emsnode_db_value> values = abi_values(params);
+    return api.db_exec(txn, str(sql), values.data(), values.size(),
+                       rows != nullptr ? &collect : nullptr, rows, changes);
+  }
+  emsnode_status migrate(const std::vector<std::string>& steps) {
+    std::vector<emsnode_str> texts;
+    for (const std::string& step : steps) texts.push_back(str(step));
+    return api.db_migrate(ctx(), texts.data(), texts.size());
+  }
+
+  // The version recorded for this plugin's schema, or -1 when none is.
+  std::int64_t schema_version() {
+    const db::Rows rows =
+        database_->query("SELECT version FROM schema_versions WHERE component = 'plugin.t-direct'");
+    return rows.empty() ? -1 : rows.front().integer(0);
+  }
+  std::int64_t count(std::string_view table) {
+    return database_->query("SELECT COUNT(*) FROM " + std::string(table)).front().integer(0);
+  }
+
+ private:
+  DbDir dir_;
+  std::unique_ptr<db::Database> database_ = dir_.open_migrated();
+  std::shared_ptr<HostShared> shared_ = std::make_shared<HostShared>();
+  Executor executor_{std::chrono::seconds(1)};
+  std::shared_ptr<TaskGroup> tasks_ = std::make_shared<TaskGroup>(executor_, "t-direct");
+  PluginContext context_{"t-direct", config::Values{}, shared_, tasks_};
+};
+
+const std::vector<std::string> kItems = {
+    "CREATE TABLE t_direct_items (id BIGINT PRIMARY KEY, n BIGINT, r DOUBLE PRECISION, "
+    "t TEXT, b BYTEA)"};
+
+emsnode_status insert_item(emsnode_db_txn* txn, std::int64_t id) {
+  return Plugin::exec(txn, "INSERT INTO t_direct_items (id) VALUES (?)", {id});
+}
+
+}  // namespace
+
+TEST_CASE("values of every type round-trip through a fenced write and a read") {
+  Plugin plugin;
+  REQUIRE(plugin.migrate(kItems) == EMSNODE_OK);
+  const std::string utf8_with_nul("é\0x", 4);
+  const db::Params values = {std::int64_t{-9007199254740993}, 2.5, utf8_with_nul,
+                             db::Blob{std::string("\0\x01\xff", 3)}};
+
+  std::uint64_t changes = 0;
+  REQUIRE(plugin.write([&](emsnode_db_txn* txn) {
+    return Plugin::exec(txn, "INSERT INTO t_direct_items (id, n, r, t, b) VALUES (1, ?, ?, ?, ?)",
+                        values, nullptr, &changes);
+  }) == EMSNODE_OK);
+  CHECK(changes == 1);
+  REQUIRE(plugin.write([&](emsnode_db_txn* txn) {
+    return Plugin::exec(txn, "INSERT INTO t_direct_items (id, n, r, t, b) VALUES (2, ?, ?, ?, ?)",
+                        {nullptr, nullptr, std::string(), db::Blob{}});
+  }) == EMSNODE_OK);
+
+  db::Rows rows;
+  REQUIRE(plugin.query("SELECT n, r, t, b FROM t_direct_items WHERE id >= ? ORDER BY id",
+                       {std::int64_t{1}}, &rows) == EMSNODE_OK);
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].columns() == values);
+  CHECK(rows[1].columns() == std::vector<db::Value>{nullptr, nullptr, std::string(), db::Blob{}});
+
+  // Parameters come back as the same values when a statement just selects them.
+  db::Rows echoed;
+  const db::Params all = {nullptr, std::int64_t{7}, -0.125, std::string("text"),
+                          db::Blob{std::string("\xff", 1)}};
+  REQUIRE(plugin.query("SELECT ?, ?, ?, ?, ?", all, &echoed) == EMSNODE_OK);
+  REQUIRE(echoed.size() == 1);
+  CHECK(echoed[0].columns() == all);
+}
+
+TEST_CASE("a parameter of a type the host does not know is refused by its index") {
+  Plugin plugin;
+  emsnode_db_value values[2] = {};
+  values[0].type = EMSNODE_DB_INTEGER;
+  values[1].type = static_cast<emsnode_db_type>(99);
+  db::Rows rows;
+  CHECK(api.db_query(plugin.ctx(), str("SELECT ?, ?"), values, 2, &collect, &rows) ==
+        EMSNODE_ERROR);
+  CHECK(plugin.last_error() == "db_query: parameter 1 has the unknown type 99");
+  CHECK(rows.empty());
+}
+
+TEST_CASE("a write while holding the lease commits, and another node reads it") {
+  Plugin plugin;
+  REQUIRE(plugin.migrate(kItems) == EMSNODE_OK);
+  REQUIRE(plugin.write([](emsnode_db_txn* txn) { return insert_item(txn, 1); }) == EMSNODE_OK);
+  CHECK(plugin.last_error().empty());
+  CHECK(plugin.other_node()->query("SELECT id FROM t_direct_items").size() == 1);
+}
+
+TEST_CASE("a write after the lease moved fails with the fencing reason and writes nothing") {
+  Plugin plugin;
+  REQUIRE(plugin.migrate(kItems) == EMSNODE_OK);
+  REQUIRE(plugin.write([](emsnode_db_txn* txn) { return insert_item(txn, 1); }) == EMSNODE_OK);
+
+  std::string reason;
+  SECTION("to another node at a new epoch") {
+    set_lease(plugin.database(), "node-b", 8, 60000);
+    reason = "holder node-b at epoch 8";
+  }
+  SECTION("to this node at a new epoch: this instance's epoch is stale") {
+    set_lease(plugin.database(), "node-a", 8, 60000);
+    reason = "holder node-a at epoch 8";
+  }
+  SECTION("nowhere: it expired") {
+    set_lease(plugin.database(), "node-a", 7, -5000);
+    reason = "it expired";
+  }
+  bool body_ran = false;
+  CHECK(plugin.write([&](emsnode_db_txn* txn) {
+    body_ran = true;
+    return insert_item(txn, 2);
+  }) == EMSNODE_FENCED);
+  CHECK_THAT(plugin.last_error(),
+             Catch::StartsWith("fenced: this node (node-a, epoch 7) no longer holds the lease; ") &&
+                 Catch::Contains(reason));
+  CHECK_FALSE(body_ran);
+  CHECK(plugin.count("t_direct_items") == 1);
+}
+
+TEST_CASE("a body that does not return OK rolls back what it wrote") {
+  Plugin plugin;
+  REQUIRE(plugin.migrate(kItems) == EMSNODE_OK);
+  CHECK(plugin.write([](emsnode_db_txn* txn) {
+    REQUIRE(insert_item(txn, 1) == EMSNODE_OK);
+    return EMSNODE_NOT_FOUND;
+  }) == EMSNODE_ERROR);
+  CHECK(plugin.last_error() == "db_write: the transaction body returned 2: rolled back");
+  CHECK(plugin.count("t_direct_items") == 0);
+}
+
+TEST_CASE("a failed statement spoils its transaction: nothing of it is written") {
+  Plugin plugin;
+  REQUIRE(plugin.migrate(kItems) == EMSNODE_OK);
+  std::string first_error;
+  emsnode_status second = EMSNODE_OK;
+  CHECK(plugin.write([&](emsnode_db_txn* txn) {
+    REQUIRE(insert_item(txn, 1) == EMSNODE_OK);
+    CHECK(insert_item(txn, 1) == EMSNODE_ERROR);  // the same key again
+    first_error = plugin.last_error();
+    second = insert_item(txn, 2);
+    return EMSNODE_OK;  // as a plugin that ignores the failure would
+  }) == EMSNODE_ERROR);
+  CHECK_THAT(first_error, Catch::StartsWith("db_exec: ") && Catch::Contains("UNIQUE"));
+  CHECK(second == EMSNODE_ERROR);
+  CHECK(plugin.last_error() == first_error);
+  CHECK(plugin.count("t_direct_items") == 0);
+}
+
+TEST_CASE("db_exec reports the rows a statement returns, and how many it changed") {
+  Plugin plugin;
+  REQUIRE(plugin.migrate(kItems) == EMSNODE_OK);
+  db::Rows returned;
+  std::uint64_t returned_count = 0;
+  std::uint64_t updated = 0;
+  REQUIRE(plugin.write([&](emsnode_db_txn* txn) {
+    for (std::int64_t id = 1; id <= 3; ++id) REQUIRE(insert_item(txn, id) == EMSNODE_OK);
+    REQUIRE(Plugin::exec(txn, "UPDATE t_direct_items SET n = id * 10 WHERE id >= 2", {}, nullptr,
+                         &updated) == EMSNODE_OK);
+    return Plugin::exec(txn, "SELECT id, n FROM t_direct_items WHERE n IS NOT NULL ORDER BY id", {},
+                        &returned, &returned_count);
+  }) == EMSNODE_OK);
+  CHECK(updated == 2);
+  CHECK(returned_count == 2);
+  REQUIRE(returned.size() == 2);
+  CHECK(returned[1].columns() == std::vector<db::Value>{std::int64_t{3}, std::int64_t{30}});
+}
+
+TEST_CASE("db_exec works only inside its body, on the body's thread") {
+  Plugin plugin;
+  REQUIRE(plugin.migrate(kItems) == EMSNODE_OK);
+  emsnode_db_txn* kept = nullptr;
+  emsnode_status from_other_thread = EMSNODE_OK;
+  REQUIRE(plugin.write([&](emsnode_db_txn* txn) {
+    kept = txn;
+    std::thread([&] { from_other_thread = insert_item(txn, 1); }).join();
+    return EMSNODE_OK;
+  }) == EMSNODE_OK);
+  CHECK(from_other_thread == EMSNODE_ERROR);
+  CHECK(insert_item(kept, 2) == EMSNODE_ERROR);
+  CHECK(plugin.last_error() ==
+        "db_exec refused: its txn is not that of a db_write body running on this thread");
+  CHECK(plugin.count("t_direct_items") == 0);
+}
+
+TEST_CASE("inside a body every database call but db_exec is refused") {
+  Plugin plugin;
+  std::vector<std::string> errors;
+  REQUIRE(plugin.write([&](emsnode_db_txn*) {
+    db::Rows rows;
+    CHECK(plugin.query("SELECT 1", {}, &rows) == EMSNODE_ERROR);
+    errors.push_back(plugin.last_error());
+    CHECK(plugin.write([](emsnode_db_txn*) { return EMSNODE_OK; }) == EMSNODE_ERROR);
+    errors.push_back(plugin.last_error());
+    CHECK(plugin.migrate(kItems) == EMSNODE_ERROR);
+    errors.push_back(plugin.last_error());
+    return EMSNODE_OK;
+  }) == EMSNODE_OK);
+  CHECK(errors == std::vector<std::string>{
+                      "db_query refused inside a db_write body: read with db_exec on its txn",
+                      "db_write refused inside a db_write body: run statements with db_exec on "
+                      "its txn",
+                      "db_migrate refused inside a db_write body: run statements with db_exec on "
+                      "its txn"});
+}
+
+TEST_CASE("a plugin that is not started may read but not write or migrate") {
+  Plugin plugin;
+  REQUIRE(plugin.migrate(kItems) == EMSNODE_OK);
+  plugin.context().set_writable(false);
+  bool body_ran = false;
+  CHECK(plugin.write([&](emsnode_db_txn*) {
+    body_ran = true;
+    return EMSNODE_OK;
+  }) == EMSNODE_ERROR);
+  CHECK(plugin.last_error() ==
+        "db_write refused: the plugin is not started (writes are allowed from start until stop "
+        "returns)");
+  CHECK_FALSE(body_ran);
+  CHECK(plugin.migrate({kItems[0], "CREATE INDEX t_direct_n ON t_direct_items (n)"}) ==
+        EMSNODE_ERROR);
+  CHECK_THAT(plugin.last_error(), Catch::StartsWith("db_migrate refused: the plugin is not"));
+  CHECK(plugin.schema_version() == 1);
+  db::Rows rows;
+  CHECK(plugin.query("SELECT COUNT(*) FROM t_direct_items", {}, &rows) == EMSNODE_OK);
+}
+
+TEST_CASE("without a shared database every database call fails and says so") {
+  Plugin plugin;
+  plugin.shared().database = nullptr;
+  db::Rows rows;
+  CHECK(plugin.query("SELECT 1", {}, &rows) == EMSNODE_ERROR);
+  CHECK(plugin.last_error() == "db_query: no shared database");
+  CHECK(plugin.write([](emsnode_db_txn*) { return EMSNODE_OK; }) == EMSNODE_ERROR);
+  CHECK(plugin.last_error() == "db_write: no shared database");
+  CHECK(plugin.migrate(kItems) == EMSNODE_ERROR);
+  CHECK(plugin.last_error() == "db_migrate: no shared database");
+}
+
+TEST_CASE("db_query refuses a statement that writes, and more than one statement") {
+  Plugin plugin;
+  REQUIRE(plugin.migrate(kItems) == EMSNODE_OK);
+  REQUIRE(plugin.write([](emsnode_db_txn* txn) { return insert_item(txn, 1); }) == EMSNODE_OK);
+  db::Rows rows;
+  CHECK(plugin.query("DELETE FROM t_direct_items", {}, &rows) == EMSNODE_ERROR);
+  CHECK_THAT(plugin.last_error(), Catch::StartsWith("db_query: "));
+  CHECK(plugin.query("SELECT 1; DELETE FROM t_direct_items", {}, &rows) == EMSNODE_ERROR);
+  CHECK(plugin.count("t_direct_items") == 1);
+}
+
+TEST_CASE("migrations apply each step once, record the version, and refuse a newer database") {
+  Plugin plugin;
+  const std::vector<std::string> two = {kItems[0],
+                                        "CREATE INDEX t_direct_items_n ON t_direct_items (n)"};
+  REQUIRE(plugin.migrate(two) == EMSNODE_OK);
+  CHECK(plugin.schema_version() == 2);
+  // Again, as at every start: the steps are not run again (CREATE TABLE would fail if they were).
+  REQUIRE(plugin.migrate(two) == EMSNODE_OK);
+  CHECK(plugin.schema_version() == 2);
+
+  std::vector<std::string> three = two;
+  three.push_back("ALTER TABLE t_direct_items ADD COLUMN extra BIGINT");
+  REQUIRE(plugin.migrate(three) == EMSNODE_OK);
+  CHECK(plugin.schema_version() == 3);
+
+  CHECK(plugin.migrate(two) == EMSNODE_ERROR);
+  CHECK(plugin.last_error() ==
+        "db_migrate: the database holds schema version 3 of plugin.t-direct, newer than the 2 "
+        "steps this build of the plugin knows: the plugin is older than its data (upgrade it; a "
+        "plugin never downgrades its schema)");
+  CHECK(plugin.schema_version() == 3);
+}
+
+TEST_CASE("a failed step leaves the schema at the version before it") {
+  Plugin plugin;
+  CHECK(plugin.migrate({kItems[0], "CREATE INDEX t_direct_x ON t_direct_items (no_such_column)"}) ==
+        EMSNODE_ERROR);
+  CHECK_THAT(plugin.last_error(),
+             Catch::StartsWith("db_migrate: ") && Catch::Contains("no_such_column"));
+  CHECK(plugin.schema_version() == 1);
+}
+
+TEST_CASE("a migration step holding two statements is refused") {
+  Plugin plugin;
+  CHECK(
+      plugin.migrate({"CREATE TABLE t_direct_a (x BIGINT); CREATE TABLE t_direct_b (y BIGINT)"}) ==
+      EMSNODE_ERROR);
+  CHECK_THAT(plugin.last_error(), Catch::Contains("one statement at a time"));
+  CHECK(plugin.schema_version() == -1);
+}
+
+TEST_CASE("a migration step that touches a table that is not the plugin's is refused") {
+  Plugin plugin;
+  const std::string step = GENERATE(
+      std::string("CREATE TABLE items (id BIGINT)"),
+      std::string("create table if not exists \"main\".\"t_other_items\" (id BIGINT)"),
+      std::string("CREATE UNIQUE INDEX t_direct_holder ON lease (holder)"),
+      std::string("DROP TABLE IF EXISTS nodes"),
+      std::string("ALTER TABLE t_direct_items RENAME TO items"),
+      std::string("-- a comment first\nCREATE VIEW settings_copy AS SELECT * FROM settings"));
+  CAPTURE(step);
+  CHECK(plugin.migrate({kItems[0], step}) == EMSNODE_ERROR);
+  CHECK_THAT(plugin.last_error(),
+             Catch::StartsWith("db_migrate: step 2 (") &&
+                 Catch::EndsWith("which is not this plugin's: its tables, indexes and views are "
+                                 "named t_direct_..."));
+  // Checked before anything runs: not even the valid first step is applied.
+  CHECK(plugin.schema_version() == -1);
+}
+
+TEST_CASE("a migration while another node holds the lease is fenced and applies nothing") {
+  Plugin plugin;
+  set_lease(plugin.database(), "node-b", 8, 60000);
+  CHECK(plugin.migrate(kItems) == EMSNODE_FENCED);
+  CHECK_THAT(plugin.last_error(), Catch::StartsWith("fenced: this node (node-a, epoch 7)"));
+  CHECK(plugin.schema_version() == -1);
+  CHECK(plugin.database()
+            .query("SELECT name FROM sqlite_master WHERE name = 't_direct_items'")
+            .empty());
+}
+
+TEST_CASE("last_error belongs to the thread that made the failing call and clears on success") {
+  Plugin plugin;
+  plugin.shared().database = nullptr;
+  db::Rows rows;
+  REQUIRE(plugin.query("SELECT 1", {}, &rows) == EMSNODE_ERROR);
+  std::string seen_elsewhere = "unset";
+  std::thread([&] { seen_elsewhere = plugin.last_error(); }).join();
+  CHECK(seen_elsewhere.empty());
+  CHECK(plugin.last_error() == "db_query: no shared database");
+
+  plugin.shared().database = &plugin.database();
+  REQUIRE(plugin.query("SELECT 1", {}, &rows) == EMSNODE_OK);
+  CHECK(plugin.last_error().empty());
+}
+
+TEST_CASE("a refused post or timer is explained through last_error") {
+  Plugin plugin;  // its task group is not open: the plugin is not started for the executor
+  CHECK(api.post(
+            plugin.ctx(), [](void*) {}, nullptr) == EMSNODE_ERROR);
+  CHECK_THAT(plugin.last_error(), Catch::StartsWith("post refused: the plugin is not started"));
+  CHECK(api.timer_start(
+            plugin.ctx(), 10, 0, [](void*) {}, nullptr) == 0);
+  CHECK_THAT(plugin.last_error(),
+             Catch::StartsWith("timer_start refused: the plugin is not started"));
+}
+
+}  // namespace emsnode::host
