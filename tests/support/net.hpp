@@ -58,3 +58,49 @@ inline std::optional<std::string> echo_roundtrip(std::uint16_t port, const std::
 }
 
 }  // namespace emsnode::testing
+
+namespace emsnode::testing {
+
+struct HttpReply {
+  int status = 0;  // 0 when nothing answered
+  std::string body;
+};
+
+// One HTTP/1.1 request to 127.0.0.1:`port` (Connection: close), bounded by `timeout_ms`.
+inline HttpReply http_request(std::uint16_t port, const std::string& method,
+                              const std::string& path, const std::string& body = "",
+                              const std::string& token = "", int timeout_ms = 2000) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  HttpReply reply;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    std::string request = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
+                          "Connection: close\r\nContent-Length: " + std::to_string(body.size()) +
+                          "\r\n";
+    if (!token.empty()) request += "Authorization: Bearer " + token + "\r\n";
+    request += "\r\n" + body;
+    std::string received;
+    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+        static_cast<ssize_t>(request.size())) {
+      pollfd p{fd, POLLIN, 0};
+      while (::poll(&p, 1, timeout_ms) == 1) {
+        char buffer[4096];
+        const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+        if (n <= 0) break;
+        received.append(buffer, static_cast<size_t>(n));
+      }
+    }
+    const auto header_end = received.find("\r\n\r\n");
+    if (received.rfind("HTTP/1.1 ", 0) == 0 && header_end != std::string::npos) {
+      reply.status = std::stoi(received.substr(9, 3));
+      reply.body = received.substr(header_end + 4);
+    }
+  }
+  ::close(fd);
+  return reply;
+}
+
+}  // namespace emsnode::testing
