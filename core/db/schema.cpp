@@ -39,6 +39,52 @@ const std::vector<Migration>& core_migrations() {
            "updated_by TEXT NOT NULL, "
            "epoch BIGINT NOT NULL)",
        }},
+      // The shared file store (core/store). `store_blob_chunks.data` is BLOB, SQLite's name; the
+      // PostgreSQL backend rewrites it to BYTEA, as it rewrites placeholders.
+      {2,
+       "shared file store: catalog, blob chunks, change journal",
+       {
+           // One row per published file; `location` names the content within `backend`: the
+           // object's path relative to the share, or the blob id.
+           "CREATE TABLE store_files ("
+           "key TEXT PRIMARY KEY, "
+           "size BIGINT NOT NULL, "
+           "sha256 TEXT NOT NULL, "
+           "modified_at_ms BIGINT NOT NULL, "
+           "writer_node TEXT NOT NULL, "
+           "epoch BIGINT NOT NULL, "
+           "backend TEXT NOT NULL, "
+           "location TEXT NOT NULL)",
+           // Garbage collection and cleanup ask "does any row still name this content?".
+           "CREATE INDEX store_files_location ON store_files (backend, location)",
+           // A blob is written unfenced and invisibly, then published by pointing a catalog row
+           // at it. released_at_ms is set when the catalog stops pointing at it: readers that
+           // started before may still be streaming it, so it is deleted only a grace period
+           // later.
+           "CREATE TABLE store_blobs ("
+           "blob_id TEXT PRIMARY KEY, "
+           "created_at_ms BIGINT NOT NULL, "
+           "complete INTEGER NOT NULL, "
+           "released_at_ms BIGINT)",
+           "CREATE TABLE store_blob_chunks ("
+           "blob_id TEXT NOT NULL, "
+           "seq BIGINT NOT NULL, "
+           "data BLOB NOT NULL, "
+           "PRIMARY KEY (blob_id, seq))",
+           // store_id: the identity written into the share's marker file. change_seq: bumped by
+           // every publishing write, in the same transaction; watchers poll it.
+           "CREATE TABLE store_state ("
+           "id INTEGER PRIMARY KEY CHECK (id = 1), "
+           "store_id TEXT, "
+           "change_seq BIGINT NOT NULL)",
+           "INSERT INTO store_state (id, store_id, change_seq) VALUES (1, NULL, 0)",
+           // The last changes (bounded: each write trims the oldest), read by watchers.
+           "CREATE TABLE store_changes ("
+           "seq BIGINT PRIMARY KEY, "
+           "key TEXT NOT NULL, "
+           "kind TEXT NOT NULL, "
+           "at_ms BIGINT NOT NULL)",
+       }},
   };
   return migrations;
 }

@@ -4,6 +4,8 @@
 //   nodes            the node registry (see node_registry.hpp)
 //   settings         cluster settings, written only by the active (see settings.hpp)
 //   schema_versions  each component's schema version (see migrations.hpp)
+//   store_*          the shared file store's catalog, blob chunks and change journal (v2, see
+//                    store/file_store.hpp)
 #pragma once
 
 #include <string_view>
@@ -16,7 +18,7 @@ namespace emsnode::db {
 
 inline constexpr std::string_view kCoreComponent = "core";
 // The core schema this binary understands: the last step of core_migrations().
-constexpr int kCoreSchemaVersion = 1;
+constexpr int kCoreSchemaVersion = 2;
 
 const std::vector<Migration>& core_migrations();
 
