@@ -8,6 +8,7 @@ packages=(
   libboost-dev libboost-log-dev libboost-program-options-dev libboost-filesystem-dev
   libsqlite3-dev libuv1-dev libtomlplusplus-dev catch2 libssl-dev
   curl procps
+  samba smbnetfs fuse3
 )
 
 missing=()
