@@ -42,11 +42,13 @@ void print_body(std::ostream& out, const std::string& body) {
   if (!body.empty() && body.back() != '\n') out << '\n';
 }
 
-// One request; the body on success, the server's message otherwise.
-int call(const Target& target, std::string_view method, const std::string& path, std::ostream& out,
-         std::ostream& err, std::string body = "") {
+}  // namespace
+
+int send_and_print(const Target& target, std::string_view method, const std::string& path,
+                   std::ostream& out, std::ostream& err, std::string body,
+                   std::chrono::milliseconds timeout) {
   try {
-    const Response response = request(target, method, path, std::move(body));
+    const Response response = request(target, method, path, std::move(body), timeout);
     if (response.status >= 200 && response.status < 300) {
       print_body(out, response.body);
       return kExitOk;
@@ -57,8 +59,6 @@ int call(const Target& target, std::string_view method, const std::string& path,
   }
   return kExitFailure;
 }
-
-}  // namespace
 
 Target target_from(const config::AdminConfig& admin) {
   HostPort address;
@@ -116,7 +116,7 @@ Response request(const Target& target, std::string_view method, std::string_view
   const http::verb verb = req.method();
   req.set(http::field::host, where);
   req.set(http::field::user_agent, "emsnode-cli");
-  if (target.token && (verb == http::verb::post || verb == http::verb::put)) {
+  if (target.token && verb != http::verb::get && verb != http::verb::head) {
     req.set(http::field::authorization, "Bearer " + *target.token);
   }
   req.keep_alive(false);
@@ -165,33 +165,33 @@ Response request(const Target& target, std::string_view method, std::string_view
 }
 
 int status_verb(const Target& target, bool json, std::ostream& out, std::ostream& err) {
-  return call(target, "GET", json ? "/status" : "/status?format=text", out, err);
+  return send_and_print(target, "GET", json ? "/status" : "/status?format=text", out, err);
 }
 
 int switchover_verb(const Target& target, std::optional<std::string> to, std::ostream& out,
                     std::ostream& err) {
-  return call(target, "POST", to ? "/switchover?to=" + percent_encode(*to) : "/switchover", out,
-              err);
+  return send_and_print(target, "POST",
+                        to ? "/switchover?to=" + percent_encode(*to) : "/switchover", out, err);
 }
 
 int pause_verb(const Target& target, std::ostream& out, std::ostream& err) {
-  return call(target, "POST", "/pause", out, err);
+  return send_and_print(target, "POST", "/pause", out, err);
 }
 
 int resume_verb(const Target& target, std::ostream& out, std::ostream& err) {
-  return call(target, "POST", "/resume", out, err);
+  return send_and_print(target, "POST", "/resume", out, err);
 }
 
 int settings_verb(const Target& target, const std::vector<std::string>& args, std::ostream& out,
                   std::ostream& err) {
   if (args.empty() || (args.size() == 1 && args[0] == "list")) {
-    return call(target, "GET", "/settings?format=text", out, err);
+    return send_and_print(target, "GET", "/settings?format=text", out, err);
   }
   if (args.size() == 2 && args[0] == "get") {
-    return call(target, "GET", "/settings/" + percent_encode(args[1]), out, err);
+    return send_and_print(target, "GET", "/settings/" + percent_encode(args[1]), out, err);
   }
   if (args.size() == 3 && args[0] == "set") {
-    return call(target, "PUT", "/settings/" + percent_encode(args[1]), out, err, args[2]);
+    return send_and_print(target, "PUT", "/settings/" + percent_encode(args[1]), out, err, args[2]);
   }
   err << "emsnode: usage: emsnode settings [list | get KEY | set KEY VALUE]\n";
   return kExitUsage;

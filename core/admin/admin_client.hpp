@@ -1,5 +1,6 @@
 // The CLI side of the admin endpoint: `emsnode status|switchover|pause|resume|settings` send
-// one request to the node named by the config's [admin] section and print the answer.
+// one request to the node named by the config's [admin] section and print the answer
+// (`emsnode store` is in store_client.hpp).
 //
 //   const Target target = target_from(config.admin);
 //   return status_verb(target, /*json=*/false);
@@ -43,15 +44,21 @@ struct Response {
   std::string body;
 };
 
-// Sends one request and returns the answer, whatever its status. The token goes with POST and
-// PUT only. `timeout` bounds the whole exchange. Throws ClientError when the endpoint cannot be
-// reached or does not answer in time.
+// Sends one request and returns the answer, whatever its status. The token goes with every
+// method but GET and HEAD. `timeout` bounds the whole exchange. Throws ClientError when the
+// endpoint cannot be reached or does not answer in time.
 Response request(const Target& target, std::string_view method, std::string_view path,
                  std::string body = "",
                  std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 // "a b/c" -> "a%20b%2Fc": a setting key or node id made safe for a path segment or a query.
 std::string percent_encode(std::string_view text);
+
+// Sends one request and prints the answer's body to `out` (returns 0), or prints the node's
+// message, or why it could not be reached, to `err` (returns 1).
+int send_and_print(const Target& target, std::string_view method, const std::string& path,
+                   std::ostream& out, std::ostream& err, std::string body = "",
+                   std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 // The verbs. Each prints the answer to `out` and returns 0, or prints the server's message (or
 // why it could not be reached) to `err` and returns 1; 2 for a usage error.

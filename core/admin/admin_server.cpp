@@ -5,12 +5,16 @@
 #include <atomic>
 #include <cctype>
 #include <future>
+#include <istream>
+#include <limits>
 #include <list>
 #include <map>
+#include <ostream>
 #include <stdexcept>
 #include <string_view>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -23,6 +27,7 @@
 
 #include "admin/address.hpp"
 #include "admin/render.hpp"
+#include "admin/transfer.hpp"
 #include "log/log.hpp"
 #include "metrics/metrics.hpp"
 
@@ -40,10 +45,16 @@ using Clock = std::chrono::steady_clock;
 constexpr std::string_view kText = "text/plain; charset=utf-8";
 constexpr std::string_view kJson = "application/json";
 constexpr std::string_view kHtml = "text/html; charset=utf-8";
+constexpr std::string_view kOctets = "application/octet-stream";
 constexpr std::string_view kHealthzPath = "/healthz/active";
+constexpr std::string_view kStoreFilePrefix = "/store/";
 // Model operations may block (a database read, a switchover that stops plugins); two workers let
 // a status read proceed while a switchover runs.
 constexpr std::size_t kWorkers = 2;
+// A transfer moves in pieces of this size, at most this many waiting in each direction: what one
+// transfer holds in memory, whatever the file's size.
+constexpr std::size_t kTransferPiece = 64 * 1024;
+constexpr std::size_t kTransferPieces = 4;
 // Longest request path written into a log record.
 constexpr std::size_t kLoggedPathMax = 200;
 
@@ -123,12 +134,16 @@ enum class Endpoint {
   pause,
   resume,
   settings,
-  setting
+  setting,
+  store_list,
+  store_file,
+  store_stat,
+  store_migrate
 };
 
 struct Route {
   Endpoint endpoint;
-  std::string key;  // Endpoint::setting: the decoded KEY of /settings/KEY
+  std::string key;  // the decoded KEY of /settings/KEY, /store/KEY and /store-stat/KEY
 };
 
 std::optional<Route> match(std::string_view path) {
@@ -141,14 +156,21 @@ std::optional<Route> match(std::string_view path) {
       {"/pause", Endpoint::pause},
       {"/resume", Endpoint::resume},
       {"/settings", Endpoint::settings},
+      {"/store", Endpoint::store_list},
+      {"/store-migrate", Endpoint::store_migrate},
   };
   for (const auto& [fixed, endpoint] : kFixed) {
     if (path == fixed) return Route{endpoint, {}};
   }
-  constexpr std::string_view kSettingPrefix = "/settings/";
-  if (path.size() > kSettingPrefix.size() &&
-      path.substr(0, kSettingPrefix.size()) == kSettingPrefix) {
-    return Route{Endpoint::setting, percent_decode(path.substr(kSettingPrefix.size()), false)};
+  static const std::pair<std::string_view, Endpoint> kKeyed[] = {
+      {"/settings/", Endpoint::setting},
+      {kStoreFilePrefix, Endpoint::store_file},
+      {"/store-stat/", Endpoint::store_stat},
+  };
+  for (const auto& [prefix, endpoint] : kKeyed) {
+    if (path.size() > prefix.size() && path.substr(0, prefix.size()) == prefix) {
+      return Route{endpoint, percent_decode(path.substr(prefix.size()), false)};
+    }
   }
   return std::nullopt;
 }
@@ -159,9 +181,12 @@ std::string_view allowed_methods(Endpoint endpoint) {
     case Endpoint::switchover:
     case Endpoint::pause:
     case Endpoint::resume:
+    case Endpoint::store_migrate:
       return "POST";
     case Endpoint::setting:
       return "GET, HEAD, PUT";
+    case Endpoint::store_file:
+      return "GET, HEAD, PUT, DELETE";
     default:
       return "GET, HEAD";
   }
@@ -173,16 +198,63 @@ bool allows(Endpoint endpoint, http::verb method) {
     case Endpoint::switchover:
     case Endpoint::pause:
     case Endpoint::resume:
+    case Endpoint::store_migrate:
       return method == http::verb::post;
     case Endpoint::setting:
       return read || method == http::verb::put;
+    case Endpoint::store_file:
+      return read || method == http::verb::put || method == http::verb::delete_;
     default:
       return read;
   }
 }
 
 bool changes_state(http::verb method) {
-  return method == http::verb::post || method == http::verb::put;
+  return method == http::verb::post || method == http::verb::put || method == http::verb::delete_;
+}
+
+std::string trimmed(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+bool starts_with(std::string_view text, std::string_view prefix) {
+  return text.substr(0, prefix.size()) == prefix;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// The headers every answer carries.
+template <typename Body>
+void set_common_headers(http::response<Body>& response, std::string_view content_type) {
+  response.set(http::field::server, "emsnode");
+  response.set(http::field::content_type,
+               beast::string_view(content_type.data(), content_type.size()));
+  response.set(http::field::cache_control, "no-store");
+  response.set("X-Content-Type-Options", "nosniff");
+}
+
+// A stored file's catalog entry, so that a client can verify what it receives. Content-Length is
+// the catalog's size.
+template <typename Body>
+void set_file_headers(http::response<Body>& response, const StoreFile& file) {
+  response.set("X-Emsnode-Sha256", file.sha256);
+  response.set("X-Emsnode-Epoch", std::to_string(file.epoch));
+  response.set("X-Emsnode-Modified", iso8601_utc(std::chrono::system_clock::time_point(
+                                         std::chrono::milliseconds(file.modified_at_ms))));
+  response.content_length(file.size);
+}
+
+// A function of the store model, or 503 on a node that serves no file store.
+template <typename Function>
+const Function& need(const Function& function) {
+  if (!function) throw OperationError::unavailable("this node serves no file store");
+  return function;
 }
 
 // Turns requests into responses by calling the Model. Stateless: called from the I/O thread
@@ -193,8 +265,14 @@ class Router {
       : token_(std::move(token)), model_(std::move(model)) {}
 
   Response route(const Request& request, const std::string& remote) const {
+    return answer(request, remote, [&] { return route_or_throw(request, remote); });
+  }
+
+  // What `operation` returns, or the answer to what it threw.
+  template <typename Operation>
+  Response answer(const Request& request, const std::string& remote, Operation&& operation) const {
     try {
-      return route_or_throw(request, remote);
+      return operation();
     } catch (const BadRequest& e) {
       return reply(request, 400, std::string(e.what()) + "\n");
     } catch (const OperationError& e) {
@@ -204,6 +282,13 @@ class Router {
                                                    {"status", std::to_string(status)},
                                                    {"error", e.what()}});
       return reply(request, status, std::string(e.what()) + "\n");
+    } catch (const TransferAborted& e) {
+      // The client's side of a transfer failed: nothing was stored, and it may not hear this.
+      logger().warning("admin.transfer_aborted", {{"method", method_of(request)},
+                                                  {"path", path_of(request)},
+                                                  {"remote", remote},
+                                                  {"reason", e.what()}});
+      return reply(request, 400, std::string(e.what()) + "\n");
     } catch (const std::exception& e) {
       logger().error(
           "admin.operation_failed",
@@ -212,22 +297,75 @@ class Router {
     }
   }
 
+  // PUT /store/KEY, its header already authorized: stores `body` (read to its end) at `key`.
+  Response upload(const Request& request, const std::string& key, std::istream& body,
+                  const std::string& remote) const {
+    return answer(request, remote, [&] {
+      const StoreFile file = need(model_.store.put)(key, body);
+      logger().info("admin.store_put", {{"key", key},
+                                        {"size", std::to_string(file.size)},
+                                        {"sha256", file.sha256},
+                                        {"epoch", std::to_string(file.epoch)},
+                                        {"remote", remote}});
+      return reply(request, 200,
+                   "stored " + printable(key) + ": " + std::to_string(file.size) +
+                       " bytes, sha256 " + printable(file.sha256) + ", epoch " +
+                       std::to_string(file.epoch) + "\n");
+    });
+  }
+
+  // GET /store/KEY on a transfer worker: the catalog entry, else the answer to send instead.
+  std::optional<StoreFile> download_stat(const Request& request, const std::string& key,
+                                         const std::string& remote, Response& refusal) const {
+    std::optional<StoreFile> file;
+    refusal = answer(request, remote, [&] {
+      file = need(model_.store.stat)(key);
+      return file ? Response() : no_such_file(request, key);
+    });
+    return file;
+  }
+
+  // Streams `key` into `sink`, verified: nullopt when every byte matched `expected`, else the
+  // answer that says why not.
+  std::optional<Response> download(const Request& request, const std::string& key,
+                                   const StoreFile& expected, BodySink& sink,
+                                   const std::string& remote) const {
+    std::ostream out(&sink);
+    // So that a gone connection aborts the store's write with its reason.
+    out.exceptions(std::ios::badbit);
+    bool verified = false;
+    Response refusal = answer(request, remote, [&] {
+      const StoreFile got = need(model_.store.get)(key, out);
+      if (sink.written() != expected.size || got.sha256 != expected.sha256) {
+        // Replaced between the stat and the read: what was sent matches neither catalog entry.
+        throw OperationError::unavailable(printable(key) +
+                                          " changed while it was being sent; try again");
+      }
+      verified = true;
+      return Response();
+    });
+    if (verified) return std::nullopt;
+    return refusal;
+  }
+
+  bool serves_store() const { return static_cast<bool>(model_.store.put); }
+
   static Response reply(const Request& request, unsigned status, std::string body,
                         std::string_view content_type = kText) {
     Response response;
     response.version(request.version());
     response.result(status);
-    response.set(http::field::server, "emsnode");
-    response.set(http::field::content_type,
-                 beast::string_view(content_type.data(), content_type.size()));
-    response.set(http::field::cache_control, "no-store");
-    response.set("X-Content-Type-Options", "nosniff");
+    set_common_headers(response, content_type);
     response.keep_alive(request.keep_alive());
     response.body() = std::move(body);
     response.prepare_payload();
     // HEAD: the headers GET would send, Content-Length included, and no body.
     if (request.method() == http::verb::head) response.body().clear();
     return response;
+  }
+
+  static Response no_such_file(const Request& request, const std::string& key) {
+    return reply(request, 404, "no such file in the store: " + printable(key) + "\n");
   }
 
   static std::string path_of(const Request& request) {
@@ -237,6 +375,41 @@ class Router {
 
   static std::string method_of(const Request& request) {
     return printable(to_std(request.method_string()));
+  }
+
+  // A refusal when `request` does not carry the configured token; nullopt when it does.
+  std::optional<Response> authorize(const Request& request, const std::string& remote) const {
+    const auto refuse = [&](const char* reason) {
+      logger().warning("admin.refused", {{"reason", reason},
+                                         {"method", method_of(request)},
+                                         {"path", path_of(request)},
+                                         {"remote", remote}});
+    };
+    if (!token_) {
+      refuse("no_token_configured");
+      return reply(request, 403,
+                   "refused: this node accepts no state-changing request until a token is set "
+                   "([admin] token in its config)\n");
+    }
+    const std::string_view header = to_std(request[http::field::authorization]);
+    constexpr std::string_view kScheme = "bearer ";
+    std::string scheme(header.substr(0, kScheme.size()));
+    std::transform(scheme.begin(), scheme.end(), scheme.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::string_view given;
+    if (scheme == kScheme) {
+      given = header.substr(kScheme.size());
+      given.remove_prefix(std::min(given.find_first_not_of(' '), given.size()));
+    }
+    if (given.empty() || !same_secret(given, *token_)) {
+      refuse(header.empty() ? "no_token" : "wrong_token");
+      Response response =
+          reply(request, 401,
+                "refused: missing or wrong token (send Authorization: Bearer <[admin] token>)\n");
+      response.set(http::field::www_authenticate, "Bearer realm=\"emsnode\"");
+      return response;
+    }
+    return std::nullopt;
   }
 
  private:
@@ -290,43 +463,25 @@ class Router {
                                      : reply(request, 200, settings_json(model_.settings()), kJson);
       case Endpoint::setting:
         return setting(request, route->key, remote);
+      case Endpoint::store_list: {
+        const auto prefix = query.find("prefix");
+        const std::string given = prefix == query.end() ? std::string() : prefix->second;
+        const std::vector<StoreFile> files = need(model_.store.list)(given);
+        return text_requested(query) ? reply(request, 200, store_list_text(files, given))
+                                     : reply(request, 200, store_list_json(files), kJson);
+      }
+      case Endpoint::store_stat: {
+        const std::optional<StoreFile> file = need(model_.store.stat)(route->key);
+        if (!file) return no_such_file(request, route->key);
+        return text_requested(query) ? reply(request, 200, store_file_text(*file))
+                                     : reply(request, 200, store_file_json(*file), kJson);
+      }
+      case Endpoint::store_file:
+        return store_file(request, route->key, remote);
+      case Endpoint::store_migrate:
+        return migrate(request, query, remote);
     }
     throw std::logic_error("admin: endpoint without a handler");  // the switch covers them all
-  }
-
-  // A refusal when `request` does not carry the configured token; nullopt when it does.
-  std::optional<Response> authorize(const Request& request, const std::string& remote) const {
-    const auto refuse = [&](const char* reason) {
-      logger().warning("admin.refused", {{"reason", reason},
-                                         {"method", method_of(request)},
-                                         {"path", path_of(request)},
-                                         {"remote", remote}});
-    };
-    if (!token_) {
-      refuse("no_token_configured");
-      return reply(request, 403,
-                   "refused: this node accepts no state-changing request until a token is set "
-                   "([admin] token in its config)\n");
-    }
-    const std::string_view header = to_std(request[http::field::authorization]);
-    constexpr std::string_view kScheme = "bearer ";
-    std::string scheme(header.substr(0, kScheme.size()));
-    std::transform(scheme.begin(), scheme.end(), scheme.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    std::string_view given;
-    if (scheme == kScheme) {
-      given = header.substr(kScheme.size());
-      given.remove_prefix(std::min(given.find_first_not_of(' '), given.size()));
-    }
-    if (given.empty() || !same_secret(given, *token_)) {
-      refuse(header.empty() ? "no_token" : "wrong_token");
-      Response response =
-          reply(request, 401,
-                "refused: missing or wrong token (send Authorization: Bearer <[admin] token>)\n");
-      response.set(http::field::www_authenticate, "Bearer realm=\"emsnode\"");
-      return response;
-    }
-    return std::nullopt;
   }
 
   static bool text_requested(const std::map<std::string, std::string>& query) {
@@ -364,8 +519,70 @@ class Router {
     return reply(request, 404, "setting " + printable(key) + " is not set\n");
   }
 
+  // HEAD and DELETE of /store/KEY; the session streams GET and PUT itself.
+  Response store_file(const Request& request, const std::string& key,
+                      const std::string& remote) const {
+    if (request.method() == http::verb::delete_) {
+      need(model_.store.remove)(key);
+      logger().info("admin.store_removed", {{"key", key}, {"remote", remote}});
+      return reply(request, 200, "removed " + printable(key) + "\n");
+    }
+    if (request.method() != http::verb::head) {
+      throw std::logic_error("admin: GET and PUT of /store/KEY are streamed by the session");
+    }
+    const std::optional<StoreFile> file = need(model_.store.stat)(key);
+    if (!file) return no_such_file(request, key);
+    Response response = reply(request, 200, std::string(), kOctets);
+    set_file_headers(response, *file);
+    return response;
+  }
+
+  Response migrate(const Request& request, const std::map<std::string, std::string>& query,
+                   const std::string& remote) const {
+    const auto to = query.find("to");
+    if (to == query.end() || (to->second != "share" && to->second != "blob")) {
+      throw BadRequest("to: give the backend to migrate to, share or blob");
+    }
+    logger().info("admin.store_migrating", {{"to", to->second}, {"remote", remote}});
+    const StoreMigration done = need(model_.store.migrate)(to->second);
+    logger().info("admin.store_migrated", {{"from", done.from},
+                                           {"to", done.to},
+                                           {"copied", std::to_string(done.copied)},
+                                           {"skipped", std::to_string(done.skipped)},
+                                           {"bytes", std::to_string(done.bytes)}});
+    return reply(
+        request, 200,
+        "copied " + std::to_string(done.copied) + (done.copied == 1 ? " file" : " files") + " (" +
+            format_bytes(done.bytes) + ") from the " + done.from + " backend to the " + done.to +
+            " backend, each verified; " + std::to_string(done.skipped) +
+            " already there with the same SHA-256\n"
+            "The catalog now points to the copies: set [store] backend = \"" +
+            done.to +
+            "\" in the config of every node and restart them; until then the nodes see none of "
+            "these files. A file stored meanwhile stays in the " +
+            done.from +
+            " backend: run the migration again right before the restart (it moves only what "
+            "is left).\n");
+  }
+
   const std::optional<std::string> token_;
   const Model model_;
+};
+
+// Counts a transfer in progress while it lives; ServerLimits::max_transfers bounds them.
+class TransferSlot {
+ public:
+  explicit TransferSlot(std::atomic<std::size_t>& count) : count_(&count) {}
+  TransferSlot(TransferSlot&& other) noexcept : count_(std::exchange(other.count_, nullptr)) {}
+  TransferSlot& operator=(TransferSlot&&) = delete;
+  TransferSlot(const TransferSlot&) = delete;
+  TransferSlot& operator=(const TransferSlot&) = delete;
+  ~TransferSlot() {
+    if (count_ != nullptr) count_->fetch_sub(1);
+  }
+
+ private:
+  std::atomic<std::size_t>* count_;
 };
 
 }  // namespace
@@ -373,7 +590,10 @@ class Router {
 class AdminServer::Impl {
  public:
   Impl(std::string listen, std::optional<std::string> token, Model model, ServerLimits limits)
-      : listen_(std::move(listen)), limits_(limits), router_(std::move(token), std::move(model)) {}
+      : listen_(std::move(listen)),
+        limits_(limits),
+        router_(std::move(token), std::move(model)),
+        transfers_(std::max<std::size_t>(limits.max_transfers, 1)) {}
 
   void start();
   void stop();
@@ -387,12 +607,15 @@ class AdminServer::Impl {
   void refuse_busy(tcp::socket socket);
   std::size_t live_sessions();
   void run();
+  // A place for one more transfer, or nullopt when max_transfers are running.
+  std::optional<TransferSlot> take_transfer();
 
   const std::string listen_;
   const ServerLimits limits_;
   const Router router_;
   std::uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
+  std::atomic<std::size_t> transfer_count_{0};
 
   net::io_context io_;
   net::executor_work_guard<net::io_context::executor_type> work_{io_.get_executor()};
@@ -400,12 +623,21 @@ class AdminServer::Impl {
   net::steady_timer accept_retry_{io_};
   std::list<std::weak_ptr<Session>> sessions_;  // touched on the I/O thread only
   net::thread_pool workers_{kWorkers};
+  net::thread_pool transfers_;  // store transfers: long, and bounded by max_transfers
   std::thread thread_;
 };
 
 // One connection: reads requests one at a time (keep-alive), answers each, and closes on error,
-// on a timeout, or when either side asks.
+// on a timeout, or when either side asks. Every member is touched on the I/O thread only, except
+// request_ and remote_, which workers read while the I/O thread leaves them alone.
+//
+// A request's header is read first. PUT /store/KEY then streams its body through a BodySource
+// into the store on a transfer worker; GET /store/KEY streams the file out of a BodySink that a
+// transfer worker fills. Every other request is read whole (within body_limit) and answered by a
+// worker.
 class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> {
+  using Executor = beast::tcp_stream::executor_type;
+
  public:
   Session(tcp::socket socket, Impl& server) : stream_(std::move(socket)), server_(server) {
     beast::error_code ec;
@@ -415,35 +647,106 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
 
   void start() { read(); }
 
-  // From stop(): ends whatever is pending; the handlers then see operation_aborted.
+  // From stop(): ends whatever is pending; the handlers then see operation_aborted, and a worker
+  // blocked on a transfer of this connection gives up.
   void close() {
+    closed_ = true;
+    abandon_transfer("the node is stopping");
     beast::error_code ignored;  // the socket may already be closed by a timeout; nothing to do
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.close();
   }
 
  private:
+  // ---- every request ----
+
   void read() {
-    parser_.emplace();
-    parser_->header_limit(static_cast<std::uint32_t>(server_.limits_.header_limit));
-    parser_->body_limit(server_.limits_.body_limit);
+    request_ = {};
+    header_known_ = false;
+    header_parser_.emplace();
+    header_parser_->header_limit(static_cast<std::uint32_t>(server_.limits_.header_limit));
+    // Checked once the route is known: a store upload has a limit of its own. Not boost::none:
+    // Beast 1.74 compares a Content-Length with the optional, and any length exceeds none.
+    header_parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     stream_.expires_after(server_.limits_.read_timeout);
+    http::async_read_header(stream_, buffer_, *header_parser_,
+                            beast::bind_front_handler(&Session::on_header, shared_from_this()));
+  }
+
+  void on_header(beast::error_code ec, std::size_t) {
+    if (ec) return on_read_error(ec, *header_parser_);
+    request_ = Request(header_parser_->get().base());
+    header_known_ = true;
+    const std::string_view target = to_std(request_.target());
+    const std::string_view path = target.substr(0, target.find('?'));
+    if (request_.method() == http::verb::put && starts_with(path, kStoreFilePrefix)) {
+      return begin_upload(path.substr(kStoreFilePrefix.size()));
+    }
+    const auto length = header_parser_->content_length();
+    if (length && *length > server_.limits_.body_limit) return reject_body_limit();
+    parser_.emplace(std::move(*header_parser_));
+    header_parser_.reset();
+    parser_->body_limit(server_.limits_.body_limit);
+    // Within the read timeout that read() set: the whole request must arrive in it.
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::on_read, shared_from_this()));
   }
 
   void on_read(beast::error_code ec, std::size_t) {
+    if (ec) return on_read_error(ec, *parser_);
+    request_ = parser_->release();
+    parser_.reset();
+    received_ = Clock::now();
+    const std::string_view target = to_std(request_.target());
+    const std::string_view path = target.substr(0, target.find('?'));
+    if (path == kHealthzPath) {
+      // Cheap by contract (Model::is_active), and must answer even while a slow operation
+      // occupies the workers.
+      return write(server_.router_.route(request_, remote_));
+    }
+    std::optional<Route> route;
+    try {
+      route = match(path);
+    } catch (const BadRequest&) {
+      // Answered by the router, which reports it.
+    }
+    const bool download =
+        route && route->endpoint == Endpoint::store_file && request_.method() == http::verb::get;
+    const bool migration = route && route->endpoint == Endpoint::store_migrate &&
+                           request_.method() == http::verb::post;
+    if (download || migration) {
+      std::optional<TransferSlot> slot = server_.take_transfer();
+      if (!slot) return write(busy());
+      if (download) return begin_download(route->key, std::move(*slot));
+      return answer_on(server_.transfers_, std::move(slot));
+    }
+    answer_on(server_.workers_, std::nullopt);
+  }
+
+  // Answers the request that was read whole on a worker of `pool`.
+  void answer_on(net::thread_pool& pool, std::optional<TransferSlot> slot) {
+    net::post(pool, [self = shared_from_this(), slot = std::move(slot),
+                     io = stream_.get_executor()]() mutable {
+      Response response = self->server_.stopping_
+                              ? Router::reply(self->request_, 503, "the node is stopping\n")
+                              : self->server_.router_.route(self->request_, self->remote_);
+      slot.reset();
+      // Back to the I/O thread, handing it the last reference: a Session ends where it lives.
+      net::post(io, [self = std::move(self), response = std::move(response)]() mutable {
+        self->write(std::move(response));
+      });
+    });
+  }
+
+  template <typename Parser>
+  void on_read_error(beast::error_code ec, const Parser& parser) {
     if (ec == http::error::end_of_stream) return close_gracefully();  // between requests
     if (ec == beast::error::timeout) {
       // An idle keep-alive connection is closed quietly; a trickled request is worth a warning.
-      if (parser_->got_some()) refused("read_timeout");
+      if (parser.got_some()) refused("read_timeout");
       return;  // the stream closed the socket
     }
-    if (ec == http::error::body_limit) {
-      return reject(413,
-                    "request body over " + std::to_string(server_.limits_.body_limit) + " bytes\n",
-                    "body_too_large");
-    }
+    if (ec == http::error::body_limit) return reject_body_limit();
     if (ec == http::error::header_limit) {
       return reject(
           431, "request header over " + std::to_string(server_.limits_.header_limit) + " bytes\n",
@@ -452,29 +755,14 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
     if (ec.category() == http::make_error_code(http::error::bad_method).category()) {
       return reject(400, "malformed HTTP request: " + ec.message() + "\n", "malformed");
     }
-    if (ec) {
-      if (ec != net::error::operation_aborted) {
-        logger().debug("admin.connection_error", {{"remote", remote_}, {"error", ec.message()}});
-      }
-      return;
+    if (ec != net::error::operation_aborted) {
+      logger().debug("admin.connection_error", {{"remote", remote_}, {"error", ec.message()}});
     }
-    request_ = parser_->release();
-    received_ = Clock::now();
-    const std::string_view target = to_std(request_.target());
-    if (target.substr(0, target.find('?')) == kHealthzPath) {
-      // Cheap by contract (Model::is_active), and must answer even while a slow operation
-      // occupies the workers.
-      return write(server_.router_.route(request_, remote_));
-    }
-    net::post(server_.workers_, [self = shared_from_this(), io = stream_.get_executor()]() mutable {
-      Response response = self->server_.stopping_
-                              ? Router::reply(self->request_, 503, "the node is stopping\n")
-                              : self->server_.router_.route(self->request_, self->remote_);
-      // Back to the I/O thread, handing it the last reference: a Session ends where it lives.
-      net::post(io, [self = std::move(self), response = std::move(response)]() mutable {
-        self->write(std::move(response));
-      });
-    });
+  }
+
+  void reject_body_limit() {
+    reject(413, "request body over " + std::to_string(server_.limits_.body_limit) + " bytes\n",
+           "body_too_large");
   }
 
   void refused(const char* reason) {
@@ -484,31 +772,53 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
   // Answers a request that cannot be read to its end, then closes.
   void reject(unsigned status, std::string message, const char* reason) {
     refused(reason);
+    answer_unread(Router::reply(request_, status, std::move(message)));
+  }
+
+  // Answers a request whose body is left unread: the connection cannot carry another request.
+  void answer_unread(Response response) {
     received_ = Clock::now();
-    request_ = {};
-    request_.method_string(parser_->is_header_done() ? parser_->get().method_string() : "-");
-    request_.target(parser_->is_header_done() ? parser_->get().target() : "-");
-    request_.keep_alive(false);
-    write(Router::reply(request_, status, std::move(message)));
+    if (!header_known_) {
+      request_.method_string("-");
+      request_.target("-");
+    }
+    response.keep_alive(false);
+    write(std::move(response));
+  }
+
+  Response busy() const {
+    Response response =
+        Router::reply(request_, 503,
+                      "too many store transfers in progress (" +
+                          std::to_string(server_.limits_.max_transfers) + "); retry later\n");
+    response.set(http::field::retry_after, "1");
+    return response;
   }
 
   void write(Response response) {
     response_ = std::move(response);
-    if (logger().enabled(log::Level::debug)) {
-      const auto elapsed =
-          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - received_);
-      logger().debug("admin.request", {{"method", Router::method_of(request_)},
-                                       {"path", Router::path_of(request_)},
-                                       {"status", std::to_string(response_.result_int())},
-                                       {"elapsed_ms", std::to_string(elapsed.count())}});
-    }
+    log_request(response_.result_int());
     stream_.expires_after(server_.limits_.read_timeout);
     http::async_write(stream_, response_,
                       [self = shared_from_this()](beast::error_code ec, std::size_t) {
                         if (ec) return;  // the client went away; nothing left to answer
-                        if (self->response_.need_eof()) return self->close_gracefully();
-                        self->read();
+                        self->next_request(self->response_.need_eof());
                       });
+  }
+
+  void next_request(bool close) {
+    if (close || closed_) return close_gracefully();
+    read();
+  }
+
+  void log_request(unsigned status) const {
+    if (!logger().enabled(log::Level::debug)) return;
+    const auto elapsed =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - received_);
+    logger().debug("admin.request", {{"method", Router::method_of(request_)},
+                                     {"path", Router::path_of(request_)},
+                                     {"status", std::to_string(status)},
+                                     {"elapsed_ms", std::to_string(elapsed.count())}});
   }
 
   // Closes our side and reads until the client closes too (or read_timeout), so that the unread
@@ -529,16 +839,299 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
                             });
   }
 
+  // Tells a worker blocked on this connection's transfer that it will not complete.
+  void abandon_transfer(const std::string& reason) {
+    if (source_) source_->fail(reason);
+    if (sink_) sink_->cancel(reason);
+  }
+
+  // A callback for a worker's bridge: runs `step` on the I/O thread if the session still lives.
+  std::function<void()> on_io(void (Session::*step)()) {
+    return [weak = weak_from_this(), io = stream_.get_executor(), step] {
+      net::post(io, [weak, step] {
+        if (const auto self = weak.lock()) (self.get()->*step)();
+      });
+    };
+  }
+
+  // ---- PUT /store/KEY: the body streams into the store ----
+
+  void begin_upload(std::string_view encoded_key) {
+    received_ = Clock::now();
+    std::string key;
+    try {
+      key = percent_decode(encoded_key, false);
+    } catch (const BadRequest& e) {
+      return answer_unread(Router::reply(request_, 400, std::string(e.what()) + "\n"));
+    }
+    if (auto refusal = server_.router_.authorize(request_, remote_)) {
+      return answer_unread(std::move(*refusal));
+    }
+    const auto length = header_parser_->content_length();
+    if (length && *length > server_.limits_.store_body_limit) {
+      refused("body_too_large");
+      return answer_unread(Router::reply(
+          request_, 413,
+          "file over " + std::to_string(server_.limits_.store_body_limit) + " bytes\n"));
+    }
+    if (!server_.router_.serves_store()) {
+      return answer_unread(Router::reply(request_, 503, "this node serves no file store\n"));
+    }
+    std::optional<TransferSlot> slot = server_.take_transfer();
+    if (!slot) return answer_unread(busy());
+
+    upload_parser_.emplace(std::move(*header_parser_));
+    header_parser_.reset();
+    upload_parser_->body_limit(server_.limits_.store_body_limit);
+    expect_continue_ = iequals(to_std(request_[http::field::expect]), "100-continue");
+    piece_.resize(kTransferPiece);
+    // Beast sizes each read by the buffer's free capacity, which the header left at a few KiB.
+    buffer_.reserve(kTransferPiece);
+    source_ = std::make_shared<BodySource>(kTransferPiece * kTransferPieces,
+                                           on_io(&Session::read_body_piece));
+    net::post(server_.transfers_,
+              [self = shared_from_this(), key = std::move(key), slot = std::move(*slot),
+               source = source_, io = stream_.get_executor()]() mutable {
+                Response response;
+                if (self->server_.stopping_) {
+                  response = Router::reply(self->request_, 503, "the node is stopping\n");
+                } else {
+                  std::istream body(source.get());
+                  // So that a failed connection aborts the store's read with its reason.
+                  body.exceptions(std::ios::badbit);
+                  response = self->server_.router_.upload(self->request_, key, body, self->remote_);
+                }
+                net::post(io, [self = std::move(self), response = std::move(response)]() mutable {
+                  self->upload_answered(std::move(response));
+                });
+              });
+  }
+
+  // The store wants more of the body (BodySource's want_more).
+  void read_body_piece() {
+    if (closed_ || !upload_parser_ || upload_answer_) return;
+    if (upload_parser_->is_done()) return source_->finish();
+    body_op_pending_ = true;
+    if (expect_continue_) {
+      // The store reads: now the client may send the body.
+      expect_continue_ = false;
+      interim_.emplace(http::status::continue_, request_.version());
+      http::async_write(stream_, *interim_,
+                        [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                          self->body_op_pending_ = false;
+                          if (self->upload_answer_) return self->send_upload_answer();
+                          if (ec) return self->body_failed(ec);
+                          self->read_body_piece();
+                        });
+      return;
+    }
+    upload_parser_->get().body().data = piece_.data();
+    upload_parser_->get().body().size = piece_.size();
+    stream_.expires_after(server_.limits_.read_timeout);
+    http::async_read_some(stream_, buffer_, *upload_parser_,
+                          beast::bind_front_handler(&Session::on_body_piece, shared_from_this()));
+  }
+
+  void on_body_piece(beast::error_code ec, std::size_t) {
+    body_op_pending_ = false;
+    if (ec == http::error::need_buffer) ec = {};  // the piece is full
+    if (upload_answer_) return send_upload_answer();
+    if (ec) return body_failed(ec);
+    const std::size_t got = piece_.size() - upload_parser_->get().body().size;
+    const bool room = source_->push(piece_.data(), got);
+    if (upload_parser_->is_done()) return source_->finish();
+    if (room) read_body_piece();
+  }
+
+  void body_failed(beast::error_code ec) {
+    std::string reason = "the upload's body ended early: " + ec.message();
+    if (ec == beast::error::timeout) {
+      reason = "the client sent nothing for " +
+               std::to_string(server_.limits_.read_timeout.count()) + "ms of the upload's body";
+    } else if (ec == http::error::body_limit) {
+      reason = "the upload's body is over " + std::to_string(server_.limits_.store_body_limit) +
+               " bytes";
+    }
+    source_->fail(reason);
+  }
+
+  // The worker's answer; sent once no operation on the body is in flight (whichever completes
+  // sends it).
+  void upload_answered(Response response) {
+    upload_answer_ = std::move(response);
+    source_.reset();
+    // A store that answered before the end of the body (a refusal, a failure) leaves the rest
+    // unread: the connection cannot carry another request.
+    if (!upload_parser_->is_done()) upload_answer_->keep_alive(false);
+    if (!body_op_pending_) send_upload_answer();
+  }
+
+  void send_upload_answer() {
+    Response response = std::move(*upload_answer_);
+    upload_answer_.reset();
+    upload_parser_.reset();
+    interim_.reset();
+    piece_ = std::vector<char>();
+    write(std::move(response));
+  }
+
+  // ---- GET /store/KEY: the file streams out of the store ----
+
+  void begin_download(const std::string& key, TransferSlot slot) {
+    sink_ =
+        std::make_shared<BodySink>(kTransferPiece, kTransferPieces, on_io(&Session::send_download));
+    net::post(server_.transfers_, [self = shared_from_this(), key, slot = std::move(slot),
+                                   sink = sink_, io = stream_.get_executor()]() mutable {
+      {
+        const TransferSlot held = std::move(slot);  // free once the worker's part is done
+        self->fill_download(key, *sink, io);
+      }
+      // The sink holds the end (or the failure) now. Back to the I/O thread to send it, handing
+      // it this reference: the connection may have no operation in flight to keep it alive.
+      net::post(io, [self = std::move(self)] { self->send_download(); });
+    });
+  }
+
+  // On a transfer worker: the catalog entry, then the content into `sink`, verified.
+  void fill_download(const std::string& key, BodySink& sink, const Executor& io) {
+    const Router& router = server_.router_;
+    Response refusal = Router::reply(request_, 503, "the node is stopping\n");
+    const std::optional<StoreFile> file =
+        server_.stopping_ ? std::nullopt : router.download_stat(request_, key, remote_, refusal);
+    if (!file) {
+      return net::post(io, [self = shared_from_this(), refusal = std::move(refusal)]() mutable {
+        self->end_download();
+        self->write(std::move(refusal));
+      });
+    }
+    net::post(io, [self = shared_from_this(), file = *file] {
+      self->download_file_ = file;
+      self->send_download();
+    });
+    const std::optional<Response> failure = router.download(request_, key, *file, sink, remote_);
+    if (failure) return sink.fail(failure->result_int(), failure->body());
+    sink.finish();
+  }
+
+  // Sends what the sink has: the header with the first piece, then piece after piece.
+  void send_download() {
+    if (!sink_ || !download_file_ || download_writing_) return;
+    BodySink::Piece piece = sink_->next();
+    switch (piece.kind) {
+      case BodySink::Piece::Kind::wait:
+        return;  // the sink calls back
+      case BodySink::Piece::Kind::failed:
+        if (!download_response_) {
+          end_download();
+          return write(Router::reply(request_, piece.status, std::move(piece.message)));
+        }
+        return abort_download(piece.message);
+      case BodySink::Piece::Kind::chunk:
+        download_chunk_ = std::move(piece.bytes);
+        start_download_response();
+        download_response_->body().data = download_chunk_.data();
+        download_response_->body().size = download_chunk_.size();
+        download_response_->body().more = true;
+        break;
+      case BodySink::Piece::Kind::end:
+        start_download_response();
+        download_response_->body().data = nullptr;
+        download_response_->body().more = false;
+        break;
+    }
+    download_writing_ = true;
+    stream_.expires_after(server_.limits_.read_timeout);
+    http::async_write(stream_, *serializer_,
+                      beast::bind_front_handler(&Session::on_download_written, shared_from_this()));
+  }
+
+  void start_download_response() {
+    if (download_response_) return;
+    download_response_.emplace(http::status::ok, request_.version());
+    set_common_headers(*download_response_, kOctets);
+    set_file_headers(*download_response_, *download_file_);
+    download_response_->keep_alive(request_.keep_alive());
+    serializer_.emplace(*download_response_);
+  }
+
+  void on_download_written(beast::error_code ec, std::size_t) {
+    download_writing_ = false;
+    if (ec == http::error::need_buffer) ec = {};  // the piece went out; the body goes on
+    if (ec) {
+      sink_->cancel("the client's connection failed: " + ec.message());
+      logger().debug("admin.connection_error", {{"remote", remote_}, {"error", ec.message()}});
+      return end_download();
+    }
+    download_sent_ += download_chunk_.size();
+    download_chunk_.clear();
+    if (!serializer_->is_done()) return send_download();
+    log_request(200);
+    const bool close = download_response_->need_eof();
+    end_download();
+    next_request(close);
+  }
+
+  // The file failed verification after part of it went out: only a connection closed short of
+  // Content-Length can tell the client.
+  void abort_download(const std::string& reason) {
+    logger().warning("admin.store_get_aborted", {{"path", Router::path_of(request_)},
+                                                 {"remote", remote_},
+                                                 {"sent", std::to_string(download_sent_)},
+                                                 {"reason", trimmed(reason)}});
+    end_download();
+    beast::error_code ignored;  // closing is the message; a failure to close changes nothing
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+  }
+
+  void end_download() {
+    sink_.reset();
+    serializer_.reset();
+    download_response_.reset();
+    download_file_.reset();
+    download_chunk_ = std::string();
+    download_sent_ = 0;
+  }
+
   beast::tcp_stream stream_;
   Impl& server_;
   std::string remote_;
   beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::empty_body>> header_parser_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  Request request_;
+  Request request_;  // the whole request, or only its header for a streamed one
+  bool header_known_ = false;
   Response response_;  // lives until async_write completes
   Clock::time_point received_;
   std::array<char, 4096> drain_buffer_;
+  bool closed_ = false;
+
+  // An upload in progress.
+  std::optional<http::request_parser<http::buffer_body>> upload_parser_;
+  std::shared_ptr<BodySource> source_;
+  std::vector<char> piece_;  // what one read of the body fills
+  bool expect_continue_ = false;
+  std::optional<http::response<http::empty_body>> interim_;  // "100 Continue"
+  bool body_op_pending_ = false;
+  std::optional<Response> upload_answer_;
+
+  // A download in progress.
+  std::shared_ptr<BodySink> sink_;
+  std::optional<StoreFile> download_file_;
+  std::optional<http::response<http::buffer_body>> download_response_;
+  std::optional<http::response_serializer<http::buffer_body>> serializer_;
+  std::string download_chunk_;  // the piece being written
+  std::uint64_t download_sent_ = 0;
+  bool download_writing_ = false;
 };
+
+std::optional<TransferSlot> AdminServer::Impl::take_transfer() {
+  if (transfer_count_.fetch_add(1) >= limits_.max_transfers) {
+    transfer_count_.fetch_sub(1);
+    return std::nullopt;
+  }
+  return TransferSlot(transfer_count_);
+}
 
 void AdminServer::Impl::start() {
   if (thread_.joinable() || stopping_)
@@ -603,9 +1196,11 @@ void AdminServer::Impl::stop() {
   });
   // Once every connection is closed no request reaches the workers any more. Operations already
   // running finish and post their answers back (to closed connections); queued ones see
-  // stopping_ and do not call the Model.
+  // stopping_ and do not call the Model. A transfer blocked on its connection was told by
+  // Session::close() that it will not complete.
   closed.get_future().wait();
   workers_.join();
+  transfers_.join();
   work_.reset();
   thread_.join();
   logger().info("admin.stopped", {});

@@ -10,11 +10,28 @@
 //   GET  /settings         cluster settings JSON (?format=text: a table)
 //   GET  /settings/KEY     one setting's value, text/plain; 404 when not set
 //   PUT  /settings/KEY     set it to the request body
+//   GET  /store            the file store's files JSON (?prefix=P: those whose key starts with P;
+//                          ?format=text: what `emsnode store ls` prints)
+//   GET  /store/KEY        the file, streamed, with Content-Length and X-Emsnode-Sha256 from the
+//                          catalog. Verified as it streams: when it proves corrupt before the
+//                          first byte went out the answer is 500, after that the connection is
+//                          closed short of Content-Length, so a client never sees a clean end
+//   HEAD /store/KEY        the same headers, without the file
+//   GET  /store-stat/KEY   the file's catalog entry JSON (?format=text: `emsnode store stat`)
+//   PUT  /store/KEY        store the request body (streamed: any size up to store_body_limit),
+//                          published once complete; only on the active node, with its epoch
+//   DELETE /store/KEY      remove the file
+//   POST /store-migrate    ?to=blob|share: copy every file into a store of that backend,
+//                          verifying each, and report the counts
 //
-// Reads need no token: the endpoint listens on loopback by default. POST and PUT need
-// `Authorization: Bearer <[admin] token>` and are refused (403) while no token is configured.
+// Reads need no token: the endpoint listens on loopback by default. POST, PUT and DELETE need
+// `Authorization: Bearer <[admin] token>` and are refused (403) while no token is configured; an
+// upload is refused before its body is read, and answers `Expect: 100-continue` only once the
+// store starts reading. Store errors map to HTTP: 400 bad key, 404 no such file, 409 not the
+// active node (the answer names it) or fenced, 500 corrupt, 503 unreachable, 507 full.
 // Limits (ServerLimits) bound what one client can hold: header and body size, the time to send
-// a request, the number of connections.
+// a request, the number of connections and of transfers. A transfer's memory stays flat whatever
+// the file's size.
 #pragma once
 
 #include <chrono>
@@ -32,9 +49,15 @@ struct ServerLimits {
   std::size_t header_limit = 8 * 1024;  // larger: 431
   std::size_t body_limit = 64 * 1024;   // larger: 413
   // For a whole request to arrive, for a response to be taken, and for an idle keep-alive
-  // connection: a client that trickles bytes (slowloris) is cut off after this.
+  // connection: a client that trickles bytes (slowloris) is cut off after this. A store transfer
+  // gets it for each piece of its body instead.
   std::chrono::milliseconds read_timeout{10'000};
   std::size_t max_connections = 64;  // more are answered 503 and closed
+  // PUT /store/KEY bodies: larger is 413. The ordinary body_limit does not apply to them.
+  std::uint64_t store_body_limit = std::uint64_t{64} << 30;  // 64 GiB
+  // Store transfers (uploads, downloads, migrations) at once, each on a thread of its own so
+  // that a long one never holds up status reads; more are answered 503.
+  std::size_t max_transfers = 4;
 };
 
 class AdminServer {

@@ -6,7 +6,9 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <istream>
 #include <optional>
+#include <ostream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -78,7 +80,10 @@ class OperationError : public std::runtime_error {
 
   static OperationError conflict(const std::string& message) { return {409, message}; }
   static OperationError bad_input(const std::string& message) { return {400, message}; }
+  static OperationError not_found(const std::string& message) { return {404, message}; }
+  static OperationError failed(const std::string& message) { return {500, message}; }
   static OperationError unavailable(const std::string& message) { return {503, message}; }
+  static OperationError no_space(const std::string& message) { return {507, message}; }
 
   unsigned status() const { return status_; }
 
@@ -86,10 +91,49 @@ class OperationError : public std::runtime_error {
   unsigned status_;
 };
 
-// The node as the endpoint sees it. Every member must be set. `is_active` runs on the endpoint's
-// I/O thread and must return at once (an atomic load: load balancers poll it); the others run on
-// a worker thread and may block (a database read, a switchover). Operations report refusals and
-// failures by throwing OperationError; any other exception is answered with 500 and logged.
+// A file of the shared file store, as its catalog describes it.
+struct StoreFile {
+  std::string key;
+  std::uint64_t size = 0;
+  std::string sha256;               // lowercase hex
+  std::int64_t modified_at_ms = 0;  // Unix time, the database's clock
+  std::string writer_node;
+  std::uint64_t epoch = 0;  // the lease epoch it was published under
+};
+
+// What a migration of the file store to another backend did.
+struct StoreMigration {
+  std::string from;  // the backends: "share" or "blob"
+  std::string to;
+  std::size_t copied = 0;   // files copied and verified
+  std::size_t skipped = 0;  // files the target already had, with the same SHA-256
+  std::uint64_t bytes = 0;  // bytes copied
+};
+
+// The shared file store as the endpoint serves it. Every function may block (they run on a
+// transfer worker) and reports refusals with OperationError: 400 a key or backend refused, 404 no
+// such file, 409 not the active node or fenced, 500 corrupt content, 503 the store unreachable,
+// 507 the store full. Writes carry the active node's epoch; their refusal comes before they read
+// any content, so that a refused upload is answered before its body is sent.
+struct StoreModel {
+  // Streams `content` to its end into `key` and publishes it.
+  std::function<StoreFile(const std::string& key, std::istream& content)> put;
+  // Streams `key` to `out`, verifying as it goes; a mismatch (500) may come after the last byte.
+  std::function<StoreFile(const std::string& key, std::ostream& out)> get;
+  std::function<std::optional<StoreFile>(const std::string& key)> stat;
+  // Every file whose key starts with `prefix`, ordered by key.
+  std::function<std::vector<StoreFile>(const std::string& prefix)> list;
+  std::function<void(const std::string& key)> remove;
+  // Copies every file into a store of the backend `to`, verifying each; the catalog then points
+  // to the copies, so the nodes see them once their config names that backend.
+  std::function<StoreMigration(const std::string& to)> migrate;
+};
+
+// The node as the endpoint sees it. Every member must be set, except `store` on a node without a
+// file store: its routes then answer 503. `is_active` runs on the endpoint's I/O thread and must
+// return at once (an atomic load: load balancers poll it); the others run on a worker thread and
+// may block (a database read, a switchover). Operations report refusals and failures by throwing
+// OperationError; any other exception is answered with 500 and logged.
 struct Model {
   std::function<StatusView()> status;
   std::function<bool()> is_active;            // holds the lease now
@@ -99,6 +143,7 @@ struct Model {
   std::function<void()> resume;
   std::function<std::vector<Setting>()> settings;
   std::function<void(const std::string& key, const std::string& value)> set_setting;
+  StoreModel store;
 };
 
 // "2026-11-21T10:00:00.123Z": the form of TransitionView::at and of times the endpoint prints.

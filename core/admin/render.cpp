@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <iterator>
 
 #include "admin/json.hpp"
 
@@ -332,6 +333,82 @@ std::string settings_text(const std::vector<Setting>& settings) {
   }
   std::string out;
   append_table(out, rows);
+  return out;
+}
+
+std::string format_bytes(std::uint64_t bytes) {
+  static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  if (bytes < 1024) return std::to_string(bytes) + " B";
+  double value = static_cast<double>(bytes);
+  std::size_t unit = 0;
+  while (value >= 1024 && unit + 1 < std::size(kUnits)) {
+    value /= 1024;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f %s", value, kUnits[unit]);
+  return text;
+}
+
+namespace {
+
+void append_file(JsonWriter& json, const StoreFile& file) {
+  json.begin_object();
+  json.key("key").string(file.key);
+  json.key("size").number(file.size);
+  json.key("sha256").string(file.sha256);
+  json.key("modified_at_ms").number(file.modified_at_ms);
+  json.key("writer_node").string(file.writer_node);
+  json.key("epoch").number(file.epoch);
+  json.end_object();
+}
+
+}  // namespace
+
+std::string store_file_json(const StoreFile& file) {
+  JsonWriter json;
+  append_file(json, file);
+  return json.take();
+}
+
+std::string store_list_json(const std::vector<StoreFile>& files) {
+  JsonWriter json;
+  json.begin_array();
+  for (const StoreFile& file : files) append_file(json, file);
+  json.end_array();
+  return json.take();
+}
+
+std::string store_file_text(const StoreFile& file) {
+  std::string out;
+  append_table(
+      out, {
+               {"key", printable(file.key)},
+               {"size", std::to_string(file.size) + " bytes (" + format_bytes(file.size) + ")"},
+               {"sha256", printable(file.sha256)},
+               {"modified", format_unix_ms(file.modified_at_ms)},
+               {"writer", printable(file.writer_node) + ", epoch " + std::to_string(file.epoch)},
+           });
+  return out;
+}
+
+std::string store_list_text(const std::vector<StoreFile>& files, const std::string& prefix) {
+  if (files.empty()) {
+    return prefix.empty() ? "the file store is empty\n"
+                          : "no file in the store starts with " + printable(prefix) + "\n";
+  }
+  std::vector<std::vector<std::string>> rows{{"KEY", "SIZE", "MODIFIED", "BY", "EPOCH"}};
+  std::uint64_t total = 0;
+  for (const StoreFile& file : files) {
+    rows.push_back({printable(file.key), format_bytes(file.size),
+                    format_unix_ms(file.modified_at_ms), printable(file.writer_node),
+                    std::to_string(file.epoch)});
+    total += file.size;
+  }
+  std::string out;
+  append_table(out, rows);
+  out += std::to_string(files.size()) + (files.size() == 1 ? " file, " : " files, ") +
+         format_bytes(total) + "\n";
   return out;
 }
 

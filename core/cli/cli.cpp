@@ -1,5 +1,7 @@
 #include "cli/cli.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <iostream>
 #include <optional>
@@ -10,6 +12,7 @@
 #include <emsnode/plugin_abi.h>
 
 #include "admin/admin_client.hpp"
+#include "admin/store_client.hpp"
 #include "config/node_config.hpp"
 #include "db/database.hpp"
 #include "host/plugin_host.hpp"
@@ -33,6 +36,7 @@ constexpr Verb kVerbs[] = {
     {"pause", "maintenance: this node will not take the lease (the active hands over first)"},
     {"resume", "end maintenance"},
     {"settings", "cluster settings: settings [list] | settings get KEY | settings set KEY VALUE"},
+    {"store", "the shared file store: put, get, stat, ls, rm, migrate (see below)"},
     {"version", "print the version"},
     {"help", "print this help"},
 };
@@ -48,13 +52,27 @@ void print_help(std::ostream& out) {
          "folder\n"
          "  --json            status: the JSON the admin endpoint serves\n"
          "  --to NODE         switchover: the node that should become active\n"
+         "  --to BACKEND      store migrate: blob or share\n"
          "  -h, --help        print this help\n"
          "  -V, --version     print the version\n"
          "\nExit status: 0 success, 1 failure while running, 2 usage error, invalid config or\n"
          "refused plugin (one line on standard error: FILE:LINE:COL: what is wrong).\n"
          "Signals: SIGTERM or SIGINT stop the node cleanly; SIGHUP reopens the log file.\n"
-         "status, switchover, pause, resume and settings talk to the running node's admin\n"
-         "endpoint ([admin] listen); commands that change state send [admin] token.\n";
+         "status, switchover, pause, resume, settings and store talk to the running node's\n"
+         "admin endpoint ([admin] listen); commands that change state send [admin] token.\n"
+         "\nThe shared file store (writes go through the active node, with its epoch; - is\n"
+         "standard input or output; a progress bar goes to standard error on a terminal):\n"
+         "  store put KEY FILE|-   store FILE at KEY, published once complete\n"
+         "  store get KEY FILE|-   fetch KEY into FILE, written beside it and renamed into place\n"
+         "                         once its SHA-256 matches; with -, standard output gets the\n"
+         "                         bytes before the check completes and only the exit status\n"
+         "                         (1) reports a mismatch\n"
+         "  store stat KEY         size, SHA-256, modified time, writer node and epoch\n"
+         "  store ls [PREFIX]      the files whose key starts with PREFIX\n"
+         "  store rm KEY           remove KEY\n"
+         "  store migrate --to blob|share\n"
+         "                         copy every file into the other backend, verifying each; then\n"
+         "                         set [store] backend in every node's config and restart them\n";
 }
 
 struct Arguments {
@@ -62,7 +80,7 @@ struct Arguments {
   std::optional<std::string> conf;
   bool json = false;
   std::optional<std::string> to;
-  std::vector<std::string> operands;  // after the verb (settings' subcommand and arguments)
+  std::vector<std::string> operands;  // after the verb (settings' and store's subcommands)
 };
 
 class UsageError : public std::runtime_error {
@@ -88,7 +106,7 @@ Arguments parse(int argc, char** argv) {
     } else if (arg == "--to") {
       if (i + 1 == argc) throw UsageError("--to needs a NODE");
       args.to = argv[++i];
-    } else if (!arg.empty() && arg[0] == '-') {
+    } else if (!arg.empty() && arg[0] == '-' && arg != "-") {  // "-": standard input or output
       throw UsageError("unknown option " + std::string(arg));
     } else if (!verb_seen) {
       const bool known = std::any_of(std::begin(kVerbs), std::end(kVerbs),
@@ -96,7 +114,7 @@ Arguments parse(int argc, char** argv) {
       if (!known) throw UsageError("unknown verb " + std::string(arg));
       args.verb = arg;
       verb_seen = true;
-    } else if (args.verb == "settings") {
+    } else if (args.verb == "settings" || args.verb == "store") {
       args.operands.emplace_back(arg);
     } else {
       throw UsageError("unexpected argument " + std::string(arg));
@@ -153,6 +171,13 @@ int admin_verb(const Arguments& args) {
   if (args.verb == "switchover") return admin::switchover_verb(target, args.to);
   if (args.verb == "pause") return admin::pause_verb(target);
   if (args.verb == "resume") return admin::resume_verb(target);
+  if (args.verb == "store") {
+    std::vector<std::string> operands = args.operands;
+    if (args.to) operands.push_back(*args.to);  // store migrate --to BACKEND
+    admin::StoreStreams streams{std::cin, std::cout, std::cerr,
+                                isatty(STDERR_FILENO) == 1 ? &std::cerr : nullptr};
+    return admin::store_verb(target, operands, streams);
+  }
   return admin::settings_verb(target, args.operands);
 }
 
@@ -177,7 +202,11 @@ int main(int argc, char** argv) {
                 << EMSNODE_ABI_MINOR << ")\n";
       return kExitOk;
     }
-    if (args.to && args.verb != "switchover") throw UsageError("--to goes with switchover");
+    const bool migrate =
+        args.verb == "store" && args.operands == std::vector<std::string>{"migrate"};
+    if (args.to && args.verb != "switchover" && !migrate) {
+      throw UsageError("--to goes with switchover and store migrate");
+    }
     if (args.json && args.verb != "status") throw UsageError("--json goes with status");
     if (args.verb == "check") return check(require_conf(args));
     if (args.verb == "run") return run(require_conf(args));

@@ -169,10 +169,15 @@ Schema make_node_schema() {
                        10ms, 60s)};
 
   Schema store;
-  Field store_backend =
-      make_field("backend", Type::string, "share (a directory on a mounted network share)",
-                 std::string("share"));
-  store_backend.check = backend_check("share", "blob", "a store backend");
+  Field store_backend = make_field(
+      "backend", Type::string,
+      "share (a directory on a mounted network share) or blob (a table in the shared database)",
+      std::string("share"));
+  store_backend.check = [](const Value& value) -> std::string {
+    const auto& backend = std::get<std::string>(value);
+    if (backend == "share" || backend == "blob") return {};
+    return quote(backend) + " is not a store backend (expected \"share\" or \"blob\")";
+  };
   store.fields = {std::move(store_backend),
                   make_field("path", Type::path, "the share directory; default <data_dir>/share")};
 

@@ -3,12 +3,17 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstring>
+#include <istream>
 #include <optional>
+#include <ostream>
+#include <streambuf>
 #include <utility>
 #include <vector>
 
 #include "db/migrations.hpp"
 #include "log/log.hpp"
+#include "store/file_store.hpp"
 
 namespace emsnode::host {
 namespace {
@@ -188,8 +193,9 @@ void deliver(const db::Rows& rows, emsnode_db_row_fn on_row, void* user_data) {
   }
 }
 
-// Runs a database call; no exception crosses the ABI. A fenced write is EMSNODE_FENCED with the
-// lease's holder and epoch; any other failure EMSNODE_ERROR, its message prefixed with `call`.
+// Runs a database or store call; no exception crosses the ABI. A fenced write is EMSNODE_FENCED
+// with the lease's holder and epoch, a missing file EMSNODE_NOT_FOUND; any other failure
+// EMSNODE_ERROR, its message prefixed with `call`.
 template <typename Fn>
 emsnode_status guarded(std::string_view call, Fn&& fn) {
   try {
@@ -197,6 +203,8 @@ emsnode_status guarded(std::string_view call, Fn&& fn) {
     return EMSNODE_OK;
   } catch (const db::FencedError& e) {
     return fail_call(e.what(), EMSNODE_FENCED);
+  } catch (const store::NotFound& e) {
+    return fail_call(std::string(call) + ": " + e.what(), EMSNODE_NOT_FOUND);
   } catch (const std::exception& e) {
     return fail_call(std::string(call) + ": " + e.what());
   } catch (...) {
@@ -221,6 +229,149 @@ std::optional<std::string> write_refusal(PluginContext& context, std::string_vie
            "stop returns)";
   }
   return std::nullopt;
+}
+
+// ---- shared file store ----
+
+// The plugin's own folder of the store; every key it passes is relative to it.
+std::string store_folder(const PluginContext& context) {
+  return "plugins/" + context.plugin_id() + "/";
+}
+
+// A plugin callback asked to abort a transfer; never leaves the store_* call that ran it.
+class CallbackAborted : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The content of store_put as the store reads it: pulled from the plugin's read callback, straight
+// into the store's buffer. A negative return aborts the put by an exception, which the stream
+// rethrows (badbit is in its exception mask) so that the store publishes nothing; 0 is the end.
+class CallbackSource final : public std::streambuf {
+ public:
+  CallbackSource(emsnode_store_read_fn read, void* user_data)
+      : read_(read), user_data_(user_data) {}
+
+ protected:
+  std::streamsize xsgetn(char* out, std::streamsize count) override {
+    std::streamsize total = 0;
+    if (count > 0 && gptr() != egptr()) {  // the byte underflow() fetched for a peek
+      *out = *gptr();
+      gbump(1);
+      total = 1;
+    }
+    while (total < count) {
+      const std::streamsize got = pull(out + total, count - total);
+      if (got == 0) break;
+      total += got;
+    }
+    return total;
+  }
+
+  int_type underflow() override {
+    const std::streamsize got = pull(&one_, 1);
+    if (got == 0) return traits_type::eof();
+    setg(&one_, &one_, &one_ + 1);
+    return traits_type::to_int_type(one_);
+  }
+
+ private:
+  std::streamsize pull(char* buffer, std::streamsize capacity) {
+    const std::int64_t got = read_(user_data_, buffer, static_cast<std::size_t>(capacity));
+    if (got < 0) {
+      throw CallbackAborted("the plugin's read callback returned " + std::to_string(got) +
+                            ": nothing was published");
+    }
+    if (got > capacity) {
+      throw CallbackAborted("the plugin's read callback returned " + std::to_string(got) +
+                            " for a buffer of " + std::to_string(capacity) + " bytes");
+    }
+    return static_cast<std::streamsize>(got);
+  }
+
+  emsnode_store_read_fn read_;
+  void* user_data_;
+  char one_ = 0;  // underflow's get area; the store reads through xsgetn
+};
+
+// The content of store_get as the store writes it: each chunk goes to the plugin's write callback
+// as it is verified. A non-zero return aborts the get by an exception, rethrown by the stream.
+class CallbackSink final : public std::streambuf {
+ public:
+  CallbackSink(emsnode_store_write_fn write, void* user_data)
+      : write_(write), user_data_(user_data) {}
+
+ protected:
+  std::streamsize xsputn(const char* data, std::streamsize count) override {
+    const int result = write_(user_data_, data, static_cast<std::size_t>(count));
+    if (result != 0) {
+      throw CallbackAborted("the plugin's write callback returned " + std::to_string(result) +
+                            ": the get was aborted");
+    }
+    return count;
+  }
+
+  int_type overflow(int_type c) override {
+    if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+    const char byte = traits_type::to_char_type(c);
+    xsputn(&byte, 1);
+    return c;
+  }
+
+ private:
+  emsnode_store_write_fn write_;
+  void* user_data_;
+};
+
+// Why `call` may not use `store` (the node's, loaded once for the call) now, or nullopt when it
+// may. Store calls need a store, and may not run in a db_write body: the catalog needs the
+// connection the body's transaction holds.
+std::optional<std::string> store_refusal(const PluginContext& context,
+                                         const store::FileStore* store, std::string_view call,
+                                         bool writes) {
+  const std::string name(call);
+  if (t_running_txn != nullptr) {
+    return name +
+           " refused inside a db_write body: the store's catalog needs the database "
+           "connection the transaction holds";
+  }
+  if (store == nullptr) return name + ": no shared file store";
+  if (writes && !context.writable()) {
+    return name +
+           " refused: the plugin is not started (writes are allowed from start until stop "
+           "returns)";
+  }
+  return std::nullopt;
+}
+
+// The store key of a plugin's `key`: under its folder, and refused (InvalidKey) when it would
+// leave it. check_key refuses "..", empty segments and absolute paths anywhere in the result.
+std::string store_key(const PluginContext& context, std::string_view key) {
+  const std::string full = store_folder(context) + std::string(key);
+  try {
+    store::check_key(full);
+  } catch (const store::InvalidKey& e) {
+    throw store::InvalidKey("key \"" + std::string(key) + "\" refused (keys are relative to " +
+                            store_folder(context) + " and stay in it): " + e.what());
+  }
+  return full;
+}
+
+// Fills the fields of `out` that fit in its struct_size, which stays as it is.
+void fill_info(const store::FileInfo& file, emsnode_store_info& out) {
+  const auto fits = [&](std::size_t offset, std::size_t size) {
+    return offset + size <= out.struct_size;
+  };
+  if (fits(offsetof(emsnode_store_info, size), sizeof out.size)) out.size = file.size;
+  if (fits(offsetof(emsnode_store_info, modified_at_ms), sizeof out.modified_at_ms)) {
+    out.modified_at_ms = file.modified_at_ms;
+  }
+  if (fits(offsetof(emsnode_store_info, epoch), sizeof out.epoch)) out.epoch = file.epoch;
+  if (fits(offsetof(emsnode_store_info, sha256), sizeof out.sha256)) {
+    std::memset(out.sha256, 0, sizeof out.sha256);
+    std::memcpy(out.sha256, file.sha256.data(),
+                std::min(file.sha256.size(), sizeof out.sha256 - 1));
+  }
 }
 
 // ---- the naming rule of migration steps ----
@@ -687,6 +838,97 @@ emsnode_status db_migrate(emsnode_host_ctx* ctx, const emsnode_str* steps, size_
   });
 }
 
+emsnode_status store_put(emsnode_host_ctx* ctx, emsnode_str key, emsnode_store_read_fn read,
+                         void* user_data) {
+  clear_call_error();
+  PluginContext& context = PluginContext::from(ctx);
+  store::FileStore* const store = context.shared().store.load();
+  if (auto refusal = store_refusal(context, store, "store_put", true)) {
+    return fail_call(std::move(*refusal));
+  }
+  if (read == nullptr) return fail_call("store_put: read is NULL");
+  const store::Writer writer{context.shared().node_id,
+                             context.shared().epoch.load(std::memory_order_acquire)};
+  return guarded("store_put", [&] {
+    const std::string full = store_key(context, view(key));
+    CallbackSource source(read, user_data);
+    std::istream in(&source);
+    in.exceptions(std::ios::badbit);
+    store->put(full, in, writer);
+  });
+}
+
+emsnode_status store_get(emsnode_host_ctx* ctx, emsnode_str key, emsnode_store_write_fn write,
+                         void* user_data) {
+  clear_call_error();
+  PluginContext& context = PluginContext::from(ctx);
+  store::FileStore* const store = context.shared().store.load();
+  if (auto refusal = store_refusal(context, store, "store_get", false)) {
+    return fail_call(std::move(*refusal));
+  }
+  if (write == nullptr) return fail_call("store_get: write is NULL");
+  return guarded("store_get", [&] {
+    const std::string full = store_key(context, view(key));
+    CallbackSink sink(write, user_data);
+    std::ostream out(&sink);
+    out.exceptions(std::ios::badbit);
+    store->get(full, out);
+  });
+}
+
+emsnode_status store_stat(emsnode_host_ctx* ctx, emsnode_str key, emsnode_store_info* out) {
+  clear_call_error();
+  PluginContext& context = PluginContext::from(ctx);
+  store::FileStore* const store = context.shared().store.load();
+  if (auto refusal = store_refusal(context, store, "store_stat", false)) {
+    return fail_call(std::move(*refusal));
+  }
+  if (out == nullptr) return fail_call("store_stat: out is NULL");
+  return guarded("store_stat", [&] {
+    const std::string full = store_key(context, view(key));
+    const std::optional<store::FileInfo> file = store->stat(full);
+    if (!file) throw store::NotFound("no such file: " + full);
+    fill_info(*file, *out);
+  });
+}
+
+emsnode_status store_list(emsnode_host_ctx* ctx, emsnode_str prefix,
+                          emsnode_store_entry_fn on_entry, void* user_data) {
+  clear_call_error();
+  PluginContext& context = PluginContext::from(ctx);
+  store::FileStore* const store = context.shared().store.load();
+  if (auto refusal = store_refusal(context, store, "store_list", false)) {
+    return fail_call(std::move(*refusal));
+  }
+  if (on_entry == nullptr) return fail_call("store_list: on_entry is NULL");
+  return guarded("store_list", [&] {
+    const std::string folder = store_folder(context);
+    // A prefix is worth listing when some valid key starts with it, as "x" appended shows; any
+    // other ("../", "a//") could only match by escaping the folder, and is refused.
+    store_key(context, std::string(view(prefix)) + "x");
+    const std::vector<store::FileInfo> files = store->list(folder + std::string(view(prefix)));
+    for (const store::FileInfo& file : files) {
+      emsnode_store_info info{};
+      info.struct_size = sizeof info;
+      fill_info(file, info);
+      const std::string_view relative = std::string_view(file.key).substr(folder.size());
+      if (on_entry(user_data, str(relative), &info) != 0) return;
+    }
+  });
+}
+
+emsnode_status store_remove(emsnode_host_ctx* ctx, emsnode_str key) {
+  clear_call_error();
+  PluginContext& context = PluginContext::from(ctx);
+  store::FileStore* const store = context.shared().store.load();
+  if (auto refusal = store_refusal(context, store, "store_remove", true)) {
+    return fail_call(std::move(*refusal));
+  }
+  const store::Writer writer{context.shared().node_id,
+                             context.shared().epoch.load(std::memory_order_acquire)};
+  return guarded("store_remove", [&] { store->remove(store_key(context, view(key)), writer); });
+}
+
 const emsnode_host_api kHostApi = {
     sizeof(emsnode_host_api),
     EMSNODE_ABI_MAJOR,
@@ -716,6 +958,11 @@ const emsnode_host_api kHostApi = {
     db_write,
     db_exec,
     db_migrate,
+    store_put,
+    store_get,
+    store_stat,
+    store_list,
+    store_remove,
 };
 
 }  // namespace

@@ -15,6 +15,10 @@
 #include "host/executor.hpp"
 #include "metrics/metrics.hpp"
 
+namespace emsnode::store {
+class FileStore;
+}
+
 namespace emsnode::host {
 
 enum class Health { ok, degraded, failed };
@@ -34,6 +38,9 @@ struct HostShared {
   // The shared database behind the db_* services, or null: they then fail with "no shared
   // database" (emsnode-plugin-check has none). Owned by the node; see PluginHost::set_database.
   std::atomic<db::Database*> database{nullptr};
+  // The shared file store behind the store_* services, or null: they then fail with "no shared
+  // file store". Owned by the node; see PluginHost::set_store.
+  std::atomic<store::FileStore*> store{nullptr};
 };
 
 // One plugin instance's view of the host; `emsnode_host_ctx*` is a pointer to one of these.
@@ -63,8 +70,8 @@ class PluginContext {
   void reset_health();
   HealthReport health() const;
 
-  // Whether the plugin may write to the shared database: from the moment the host calls start
-  // until stop returns (start may migrate and write, stop may flush).
+  // Whether the plugin may write to the shared database and file store: from the moment the host
+  // calls start until stop returns (start may migrate and write, stop may flush).
   void set_writable(bool writable) { writable_.store(writable, std::memory_order_release); }
   bool writable() const { return writable_.load(std::memory_order_acquire); }
 

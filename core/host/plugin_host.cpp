@@ -77,8 +77,10 @@ PluginHost::PluginHost(const config::NodeConfig& config, std::vector<fs::path> s
 
 PluginHost::~PluginHost() {
   destroy_all();
-  // A faulted plugin's thread may outlive the host and the database: let its calls fail cleanly.
+  // A faulted plugin's thread may outlive the host, the database and the store: let its calls
+  // fail cleanly.
   shared_->database.store(nullptr);
+  shared_->store.store(nullptr);
 }
 
 fs::path PluginHost::builtin_plugin_dir() {
@@ -363,6 +365,10 @@ void PluginHost::set_epoch(std::uint64_t epoch) {
 
 void PluginHost::set_database(db::Database* database) {
   shared_->database.store(database);
+}
+
+void PluginHost::set_store(store::FileStore* store) {
+  shared_->store.store(store);
 }
 
 std::vector<PluginStatus> PluginHost::status() const {

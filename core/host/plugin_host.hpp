@@ -2,6 +2,7 @@
 //
 //   PluginHost host(node_config);
 //   host.set_database(&database);  // optional: what plugins reach through the db_* services
+//   host.set_store(&file_store);   // optional: what plugins reach through the store_* services
 //   host.load();        // discover, check and load every enabled plugin (HostError: refused)
 //   host.create_all();  // create each, on this thread (HostError: a create failed)
 //   host.set_epoch(epoch);
@@ -139,6 +140,10 @@ class PluginHost {
   // one (the default, or null) those calls fail with "no shared database". `database` must
   // outlive this host; set it before create_all, so that create may already read.
   void set_database(db::Database* database);
+  // The shared file store plugins use through the store_* services, under their own folder
+  // `plugins/<id>/`. Without one (the default, or null) those calls fail with "no shared file
+  // store". `store` must outlive this host; set it before create_all, as the database.
+  void set_store(store::FileStore* store);
   metrics::MetricsRegistry& metrics() { return *shared_->metrics; }
 
   // Thread-safe: for the admin API while the node runs. In dependency order.

@@ -11,6 +11,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "admin/admin_server.hpp"
+#include "admin/store_model.hpp"
 #include "db/file_lock.hpp"
 #include "db/node_registry.hpp"
 #include "db/schema.hpp"
@@ -20,6 +21,7 @@
 #include "metrics/metrics.hpp"
 #include "role/lease_store.hpp"
 #include "role/role_manager.hpp"
+#include "store/file_store.hpp"
 
 namespace emsnode::node {
 namespace {
@@ -138,6 +140,71 @@ class Heartbeat {
   std::thread thread_;
 };
 
+// The shared file store of `backend` ("share" or "blob") on the cluster's database: the one the
+// config names, or a migration's target.
+std::unique_ptr<store::FileStore> open_file_store(db::Database& database,
+                                                  const config::NodeConfig& config,
+                                                  const std::string& backend) {
+  if (backend == "blob") return store::open_blob_store(database);
+  // Created when missing, as data_dir is, so that a one-host cluster works as configured. An
+  // unmounted share still shows: once the cluster has a store, the store refuses a directory
+  // without its marker.
+  std::filesystem::create_directories(config.store.path);
+  return store::open_share_store(database, config.store.path.string());
+}
+
+// Removes what crashed or fenced-out puts left in the file store, once per promotion, on a
+// thread of its own: a scan of a large share must not delay serving.
+class StoreJanitor {
+ public:
+  StoreJanitor(store::FileStore& store, const log::Logger& log)
+      : store_(store), log_(log), thread_([this] { loop(); }) {}
+  ~StoreJanitor() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+  void request() {
+    {
+      std::lock_guard lock(mutex_);
+      requested_ = true;
+    }
+    wake_.notify_all();
+  }
+
+ private:
+  // Younger leftovers may belong to a put still running on this node.
+  static constexpr std::chrono::minutes kMinAge{1};
+
+  void loop() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [this] { return stopping_ || requested_; });
+      if (stopping_) return;
+      requested_ = false;
+      lock.unlock();
+      try {
+        store_.collect_garbage(kMinAge);
+      } catch (const std::exception& e) {
+        log_.warning("store.garbage_collection_failed", {{"reason", e.what()}});
+      }
+      lock.lock();
+    }
+  }
+
+  store::FileStore& store_;
+  const log::Logger& log_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool requested_ = false;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 admin::StatusView status_view(const config::NodeConfig& config, std::string_view version,
                               const role::RoleManager& role, const host::PluginHost& plugins,
                               db::NodeRegistry& registry) {
@@ -241,6 +308,8 @@ int run(const config::NodeConfig& config, std::string_view version) {
   // plugin's long transaction must never hold up a renewal until the node fences itself.
   const auto lease_database = db::open_sqlite(db_path, db_options);
   prepare_schema(*database, config, log);
+  const auto file_store = open_file_store(*database, config, config.store.backend);
+  StoreJanitor janitor(*file_store, log);
 
   // The kernel drops this lock when the process dies: holding it proves that no other process on
   // this host runs under our id, so a restart right after a crash is not taken for a duplicate.
@@ -260,6 +329,7 @@ int run(const config::NodeConfig& config, std::string_view version) {
   auto metrics = std::make_shared<metrics::MetricsRegistry>();
   host::PluginHost plugins(config, host::PluginHost::default_search_dirs(config), metrics);
   plugins.set_database(database.get());
+  plugins.set_store(file_store.get());
   plugins.load();
   plugins.create_all();
 
@@ -267,6 +337,7 @@ int run(const config::NodeConfig& config, std::string_view version) {
   actions.promote = [&](std::uint64_t epoch) {
     plugins.set_epoch(epoch);
     plugins.start_all();
+    janitor.request();
   };
   actions.demote = [&](std::chrono::milliseconds deadline) {
     plugins.stop_all(deadline);
@@ -293,19 +364,29 @@ int run(const config::NodeConfig& config, std::string_view version) {
     }
     return settings;
   };
+  // The epoch this node writes under; a refusal naming the active node while it is not active.
+  const auto active_epoch = [&](const std::string& what) {
+    const role::RoleStatus status = role.status();
+    if (status.role != role::Role::active) {
+      const std::string holder = status.lease ? status.lease->holder : std::string();
+      throw admin::OperationError::conflict(
+          "this node is " + std::string(role::role_name(status.role)) + "; " + what +
+          " on the active node" + (holder.empty() ? std::string() : " (" + holder + ")"));
+    }
+    return status.epoch;
+  };
   model.set_setting = [&](const std::string& key, const std::string& value) {
     as_operation([&] {
-      const role::RoleStatus status = role.status();
-      if (status.role != role::Role::active) {
-        const std::string holder = status.lease ? status.lease->holder : std::string();
-        throw admin::OperationError::conflict(
-            "this node is " + std::string(role::role_name(status.role)) +
-            "; cluster settings are changed on the active node" +
-            (holder.empty() ? std::string() : " (" + holder + ")"));
-      }
-      db::Settings(*database).set(key, value, config.node_id, status.epoch);
+      const std::uint64_t epoch = active_epoch("cluster settings are changed");
+      db::Settings(*database).set(key, value, config.node_id, epoch);
     });
   };
+  model.store = admin::store_model(
+      *file_store,
+      [&] {
+        return store::Writer{config.node_id, active_epoch("the file store is written")};
+      },
+      [&](const std::string& backend) { return open_file_store(*database, config, backend); });
   std::optional<std::string> token;
   if (config.admin.token) token = config.admin.token->reveal();
   admin::AdminServer admin(config.admin.listen, token, std::move(model));

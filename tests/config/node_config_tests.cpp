@@ -210,8 +210,13 @@ TEST_CASE("backends that are not built yet are refused as not available in this 
       R"([database] backend: "postgresql" is not available in this build yet (expected "sqlite"))");
   CHECK(refusal(with_node("[database]\nbackend = \"mysql\"\n")).message() ==
         R"([database] backend: "mysql" is not a database backend (expected "sqlite"))");
-  CHECK(refusal(with_node("[store]\nbackend = \"blob\"\n")).message() ==
-        R"([store] backend: "blob" is not available in this build yet (expected "share"))");
+}
+
+TEST_CASE("the store backend is a share or the blob table") {
+  CHECK(parse(with_node("")).store.backend == "share");
+  CHECK(parse(with_node("[store]\nbackend = \"blob\"\n")).store.backend == "blob");
+  CHECK(refusal(with_node("[store]\nbackend = \"floppy\"\n")).message() ==
+        R"([store] backend: "floppy" is not a store backend (expected "share" or "blob"))");
 }
 
 TEST_CASE("plugin directories resolve against the config folder") {

@@ -16,6 +16,8 @@ extern "C" std::size_t emsnode_abi_c_sizeof_host_api(void);
 extern "C" std::size_t emsnode_abi_c_sizeof_plugin_api(void);
 extern "C" std::size_t emsnode_abi_c_sizeof_db_value(void);
 extern "C" std::size_t emsnode_abi_c_offsetof_db_value_bytes(void);
+extern "C" std::size_t emsnode_abi_c_sizeof_store_info(void);
+extern "C" std::size_t emsnode_abi_c_offsetof_store_info_sha256(void);
 
 namespace {
 
@@ -24,6 +26,7 @@ namespace {
 const std::map<std::string, std::string> kPinnedHashes = {
     {"1.0", "cadc1f896665875bc4d4e8c577286bcc961d0b8cbaf43870a920ad35ab03b1cb"},
     {"1.1", "6731cdedbf8a2bfa67833dcfd6d508673934adaf16e412bbcce534500e0bc33e"},
+    {"1.2", "259a9c760dd19757d3c948ad776ceffca8596703c6bf1ea0be747f312f54e919"},
 };
 
 std::string read_bytes(const char* path) {
@@ -82,4 +85,6 @@ TEST_CASE("a C compiler and a C++ compiler lay the ABI tables out alike") {
   CHECK(emsnode_abi_c_sizeof_plugin_api() == sizeof(emsnode_plugin_api));
   CHECK(emsnode_abi_c_sizeof_db_value() == sizeof(emsnode_db_value));
   CHECK(emsnode_abi_c_offsetof_db_value_bytes() == offsetof(emsnode_db_value, bytes));
+  CHECK(emsnode_abi_c_sizeof_store_info() == sizeof(emsnode_store_info));
+  CHECK(emsnode_abi_c_offsetof_store_info_sha256() == offsetof(emsnode_store_info, sha256));
 }

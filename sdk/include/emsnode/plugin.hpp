@@ -25,12 +25,16 @@
 //     is fenced off (this node lost the lease), DbError for any other failure. An exception thrown
 //     by the plugin's own write body or row callback is carried across the host call and
 //     rethrown as is, after the host has rolled the transaction back.
+//   - File store calls (ABI 1.2) likewise: FencedError when a put or remove is fenced off,
+//     FileNotFoundError for a missing file, StoreError for any other failure; an exception from
+//     the plugin's own stream is rethrown as is once the host has given up the transfer.
 //
 // Needs nothing but the C++17 standard library and plugin_abi.h.
 #pragma once
 
 #include <emsnode/plugin_abi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cassert>
 #include <chrono>
@@ -40,10 +44,12 @@
 #include <exception>
 #include <functional>
 #include <initializer_list>
+#include <istream>
 #include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <ostream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -101,13 +107,30 @@ class DbError : public Error {
   explicit DbError(const std::string& message) : Error(message) {}
 };
 
-/// A fenced write (Database::write or migrate) was refused because this node no longer holds the
-/// cluster's lease at its epoch: another node is active, or the lease expired. Nothing was
-/// written. Stop writing and let the node demote the plugin; retrying cannot succeed.
+/// A fenced write (Database::write or migrate, FileStore::put or remove) was refused because this
+/// node no longer holds the cluster's lease at its epoch: another node is active, or the lease
+/// expired. Nothing was written. Stop writing and let the node demote the plugin; retrying cannot
+/// succeed.
 class FencedError : public DbError {
  public:
   /// An error with the host's `message` (naming the lease's holder and epoch) as what().
   explicit FencedError(const std::string& message) : DbError(message) {}
+};
+
+/// A file store call failed: the host refused it (a key that leaves the plugin's folder, a write
+/// while not started), the store could not be reached or is full, or a file's content does not
+/// match its checksum. what() is the host's one-line reason. In a put, nothing was published.
+class StoreError : public Error {
+ public:
+  /// An error with the host's `message` as what().
+  explicit StoreError(const std::string& message) : Error(message) {}
+};
+
+/// FileStore::get or remove named a key with no file.
+class FileNotFoundError : public StoreError {
+ public:
+  /// An error with the host's `message` (naming the key) as what().
+  explicit FileNotFoundError(const std::string& message) : StoreError(message) {}
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -990,6 +1013,209 @@ class Database {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Shared file store
+
+/// A file of the plugin's folder of the store, as the store's catalog describes it.
+struct FileInfo {
+  std::string key;                  ///< relative to the plugin's folder, as put gave it
+  std::uint64_t size = 0;           ///< the content's length in bytes
+  std::string sha256;               ///< SHA-256 of the content, 64 lowercase hex digits
+  std::int64_t modified_at_ms = 0;  ///< when it was published: ms since the Unix epoch
+  std::uint64_t epoch = 0;          ///< the lease epoch of the node that published it
+};
+
+namespace detail {
+
+// A copy of the catalog entry the host passed, reading only the fields it declared.
+inline FileInfo from_store_info(std::string_view key, const emsnode_store_info& info) {
+  FileInfo file;
+  file.key = std::string(key);
+  if (fits(info, &emsnode_store_info::size)) file.size = info.size;
+  if (fits(info, &emsnode_store_info::modified_at_ms)) file.modified_at_ms = info.modified_at_ms;
+  if (fits(info, &emsnode_store_info::epoch)) file.epoch = info.epoch;
+  if (fits(info, &emsnode_store_info::sha256)) {
+    // Up to the NUL, and never past the array, whatever the host wrote.
+    file.sha256.assign(info.sha256,
+                       std::find(info.sha256, info.sha256 + sizeof info.sha256 - 1, '\0'));
+  }
+  return file;
+}
+
+// The user_data of a put's read callback: the plugin's stream, and what reading it threw. Nothing
+// may unwind into the host, so an exception aborts the put and is rethrown once the host returns.
+struct StoreSource {
+  std::istream* in;
+  std::exception_ptr error;
+  bool failed = false;  // the stream went bad without throwing
+};
+
+inline std::int64_t read_source(void* user_data, char* buffer, std::size_t capacity) noexcept {
+  auto& source = *static_cast<StoreSource*>(user_data);
+  try {
+    constexpr auto kMax = static_cast<std::size_t>(std::numeric_limits<std::streamsize>::max());
+    source.in->read(buffer, static_cast<std::streamsize>(std::min(capacity, kMax)));
+    // A short read at the end sets failbit with eofbit; failbit alone is a stream that failed
+    // (a file that never opened), which must not pass for empty content.
+    if (source.in->bad() || (source.in->fail() && !source.in->eof())) {
+      source.failed = true;
+      return -1;
+    }
+    return static_cast<std::int64_t>(source.in->gcount());
+  } catch (...) {
+    source.error = std::current_exception();
+    return -1;
+  }
+}
+
+// The user_data of a get's write callback: the plugin's stream, and what writing to it threw.
+struct StoreSink {
+  std::ostream* out;
+  std::exception_ptr error;
+  bool failed = false;  // the stream went bad without throwing
+};
+
+inline int write_sink(void* user_data, const char* data, std::size_t size) noexcept {
+  auto& sink = *static_cast<StoreSink*>(user_data);
+  try {
+    sink.out->write(data, static_cast<std::streamsize>(size));
+    if (!*sink.out) {
+      sink.failed = true;
+      return 1;
+    }
+    return 0;
+  } catch (...) {
+    sink.error = std::current_exception();
+    return 1;
+  }
+}
+
+// The user_data of a list's entry callback.
+struct StoreEntries {
+  std::vector<FileInfo> files;
+  std::exception_ptr error;
+};
+
+inline int add_entry(void* user_data, emsnode_str key, const emsnode_store_info* info) noexcept {
+  auto& entries = *static_cast<StoreEntries*>(user_data);
+  try {
+    entries.files.push_back(from_store_info(to_view(key), *info));
+    return 0;
+  } catch (...) {
+    entries.error = std::current_exception();
+    return 1;
+  }
+}
+
+// Turns the outcome of a store_* call into the wrapper's contract: what the plugin's own stream
+// threw comes first; then EMSNODE_FENCED is a FencedError, EMSNODE_NOT_FOUND a FileNotFoundError
+// and any other failure a StoreError, each with the host's reason.
+inline void check_store(const emsnode_host_api& api, emsnode_host_ctx* ctx, emsnode_status status,
+                        std::string_view call, const std::exception_ptr& plugin_error) {
+  if (plugin_error) {
+    std::rethrow_exception(plugin_error);
+  }
+  if (status == EMSNODE_OK) {
+    return;
+  }
+  std::string reason =
+      host_reason(api, ctx, std::string(call) + " failed (the host gave no reason)");
+  if (status == EMSNODE_FENCED) {
+    throw FencedError(reason);
+  }
+  if (status == EMSNODE_NOT_FOUND) {
+    throw FileNotFoundError(reason);
+  }
+  throw StoreError(reason);
+}
+
+}  // namespace detail
+
+/// The plugin's folder of the cluster's shared file store, as plugin_abi.h's SHARED FILE STORE
+/// section describes it: keys are relative paths inside the folder ("reports/2026-11.csv"), and
+/// the host refuses any that would leave it. Content streams in bounded chunks both ways, so a
+/// file of any size passes through without being held in memory. Reads work on every node; puts
+/// and removes only while the plugin is started, fenced by the host. Cheap to copy; usable from
+/// any thread. Needs a host of ABI 1.2: on an older one every call throws UnsupportedError (check
+/// first with host.supports(&emsnode_host_api::store_put)).
+///
+///   std::ifstream report("/tmp/report.csv", std::ios::binary);
+///   store.put("reports/2026-11.csv", report);           // published once complete, or not at all
+///   std::ostringstream copy;
+///   store.get("reports/2026-11.csv", copy);             // verified against its SHA-256
+///   for (const sdk::FileInfo& file : store.list("reports/")) ...
+class FileStore {
+ public:
+  /// The store of the plugin whose context is `ctx`.
+  FileStore(const emsnode_host_api* api, emsnode_host_ctx* ctx) noexcept : api_(api), ctx_(ctx) {}
+
+  /// Streams `in`, to its end, into the file at `key`, replacing the file there, and publishes it
+  /// in one fenced transaction: readers see the previous file or the new one, never a part.
+  /// Throws FencedError when this node no longer holds the lease, StoreError when the host
+  /// refuses (a key that leaves the folder, not started), the store fails, or `in` goes bad;
+  /// an exception `in` throws propagates unchanged. Nothing is published when it throws.
+  void put(std::string_view key, std::istream& in) const {
+    auto put_fn = detail::require(*api_, &emsnode_host_api::store_put, "store_put");
+    detail::StoreSource source{&in, nullptr};
+    const emsnode_status status = put_fn(ctx_, detail::to_str(key), &detail::read_source, &source);
+    if (source.failed && !source.error) {
+      throw StoreError("store put '" + std::string(key) +
+                       "': reading the input stream failed; nothing was published");
+    }
+    detail::check_store(*api_, ctx_, status, "store_put", source.error);
+  }
+
+  /// Streams the file at `key` into `out`, verifying its size and SHA-256 as it goes. A mismatch
+  /// may show only after the last byte: trust what reached `out` only when get returns. Throws
+  /// FileNotFoundError when there is no such file, StoreError when the content does not match its
+  /// checksum, the store fails or `out` goes bad; an exception `out` throws propagates unchanged.
+  void get(std::string_view key, std::ostream& out) const {
+    auto get_fn = detail::require(*api_, &emsnode_host_api::store_get, "store_get");
+    detail::StoreSink sink{&out, nullptr};
+    const emsnode_status status = get_fn(ctx_, detail::to_str(key), &detail::write_sink, &sink);
+    if (sink.failed && !sink.error) {
+      throw StoreError("store get '" + std::string(key) + "': writing the output stream failed");
+    }
+    detail::check_store(*api_, ctx_, status, "store_get", sink.error);
+  }
+
+  /// The catalog entry of the file at `key`, or nullopt when there is none. Throws StoreError
+  /// when the host refuses the key or the store fails.
+  std::optional<FileInfo> stat(std::string_view key) const {
+    auto stat_fn = detail::require(*api_, &emsnode_host_api::store_stat, "store_stat");
+    emsnode_store_info info{};
+    info.struct_size = sizeof info;
+    const emsnode_status status = stat_fn(ctx_, detail::to_str(key), &info);
+    if (status == EMSNODE_NOT_FOUND) {
+      return std::nullopt;
+    }
+    detail::check_store(*api_, ctx_, status, "store_stat", nullptr);
+    return detail::from_store_info(key, info);
+  }
+
+  /// Every file whose key starts with `prefix` (empty: the whole folder), ordered by key. Throws
+  /// StoreError when the host refuses the prefix or the store fails.
+  std::vector<FileInfo> list(std::string_view prefix = {}) const {
+    auto list_fn = detail::require(*api_, &emsnode_host_api::store_list, "store_list");
+    detail::StoreEntries entries;
+    const emsnode_status status =
+        list_fn(ctx_, detail::to_str(prefix), &detail::add_entry, &entries);
+    detail::check_store(*api_, ctx_, status, "store_list", entries.error);
+    return std::move(entries.files);
+  }
+
+  /// Removes the file at `key`, fenced as put. Throws FileNotFoundError when there is no such
+  /// file, FencedError when this node no longer holds the lease, StoreError otherwise.
+  void remove(std::string_view key) const {
+    auto remove_fn = detail::require(*api_, &emsnode_host_api::store_remove, "store_remove");
+    detail::check_store(*api_, ctx_, remove_fn(ctx_, detail::to_str(key)), "store_remove", nullptr);
+  }
+
+ private:
+  const emsnode_host_api* api_;
+  emsnode_host_ctx* ctx_;
+};
+
+// ---------------------------------------------------------------------------------------------
 // Host
 
 class Host;
@@ -1007,9 +1233,9 @@ struct PostedTask {
 }  // namespace detail
 
 /// The services the node offers to one plugin instance: identity, log, config, executor and
-/// timers, metrics, health, shared database. Built by the wrapper before the plugin's constructor
-/// and valid until the plugin is destroyed; the plugin receives it by reference. Thread-safe unless
-/// noted.
+/// timers, metrics, health, shared database and file store. Built by the wrapper before the
+/// plugin's constructor and valid until the plugin is destroyed; the plugin receives it by
+/// reference. Thread-safe unless noted.
 class Host {
  public:
   /// Wraps the host table and context given to create. Throws Error when `api` is null or was
@@ -1049,6 +1275,10 @@ class Host {
   /// The cluster's shared database (ABI 1.1): reads anywhere, fenced writes and per-plugin
   /// migrations while started. See Database.
   Database db() const noexcept { return Database(api_, ctx_); }
+
+  /// The plugin's folder of the cluster's shared file store (ABI 1.2): reads anywhere, fenced
+  /// puts and removes while started. See FileStore.
+  FileStore store() const noexcept { return FileStore(api_, ctx_); }
 
   /// Runs `task` once, soon, on the host's executor (never concurrently with another posted task
   /// or timer callback of this plugin). Returns false, dropping `task`, when the host refuses:

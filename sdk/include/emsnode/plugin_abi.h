@@ -20,6 +20,7 @@
  *   1.0  the lifecycle, errors, logging, config, identity, executor and timers, metrics, health.
  *   1.1  the shared database (db_query, db_write, db_exec, db_migrate), last_error, and the
  *        status EMSNODE_FENCED.
+ *   1.2  the shared file store (store_put, store_get, store_stat, store_list, store_remove).
  *
  * CONVENTIONS
  *   - Strings cross as `emsnode_str` views (pointer + length, not NUL-terminated). A view passed
@@ -49,6 +50,19 @@
  *   A plugin owns its tables' schema through db_migrate; it never touches the core's tables or
  *   another plugin's.
  *
+ * SHARED FILE STORE (since 1.2)
+ *   Files every node must see (installers, policy files, uploaded content) live in the cluster's
+ *   file store: a folder on a network share or a table of the shared database, as the node's
+ *   config chooses. A plugin sees only its own folder, `plugins/<id>/`: every key it passes is
+ *   relative to that folder, and the host refuses a key that could leave it or name no file
+ *   (empty, absolute, an empty, "." or ".." segment, a NUL, a backslash, a control character,
+ *   not UTF-8, or over 1024 bytes with the folder's name). Any node reads (store_get, store_stat,
+ *   store_list); only the active node writes (store_put, store_remove), fenced as db_write is:
+ *   the file is published by a transaction that checks the lease, so a node that lost the lease
+ *   publishes nothing. Content streams through callbacks in bounded chunks, so neither side holds
+ *   a whole file. A put becomes visible only once complete; a get verifies the SHA-256 as it
+ *   streams.
+ *
  * LIFECYCLE (driven by the host, never by the plugin)
  *   emsnode_plugin_entry -> create (every node, at boot: validate config, allocate)
  *     -> start (when the node becomes active) -> stop (when it stops being active)
@@ -66,7 +80,7 @@ extern "C" {
 #endif
 
 #define EMSNODE_ABI_MAJOR 1
-#define EMSNODE_ABI_MINOR 1
+#define EMSNODE_ABI_MINOR 2
 
 #if defined(_WIN32)
 #define EMSNODE_PLUGIN_EXPORT __declspec(dllexport)
@@ -174,6 +188,41 @@ typedef struct emsnode_db_txn emsnode_db_txn;
  * anything else rolls the transaction back.
  * THREAD: the thread that called db_write, before db_write returns. */
 typedef emsnode_status (*emsnode_db_txn_fn)(void* user_data, emsnode_db_txn* txn);
+
+/* ---- shared file store types (since 1.2) ---- */
+
+/* Supplies the content of store_put: copies at most `capacity` bytes into `buffer` and returns how
+ * many (fewer is fine), 0 at the end of the content, or a negative value to abort the put, which
+ * then publishes nothing.
+ * THREAD: the thread that called store_put, before store_put returns.
+ * OWNERSHIP: `buffer` is the host's and valid during this call only. */
+typedef int64_t (*emsnode_store_read_fn)(void* user_data, char* buffer, size_t capacity);
+
+/* Receives the content of store_get, in order, `size` bytes at a time. Returns 0 to go on,
+ * non-zero to abort the get (store_get then returns EMSNODE_ERROR).
+ * THREAD: the thread that called store_get, before store_get returns.
+ * OWNERSHIP: `data` is the host's and valid during this call only. */
+typedef int (*emsnode_store_write_fn)(void* user_data, const char* data, size_t size);
+
+/* What the store's catalog says about one file. It carries its size so that a later minor can
+ * append fields: whoever fills one writes only the fields that fit in `struct_size`, and whoever
+ * reads one reads only those (the C++ wrapper's fits() checks). For store_stat the plugin sets
+ * `struct_size` to sizeof(emsnode_store_info) before the call; in store_list the host passes one
+ * with its own size. */
+typedef struct emsnode_store_info {
+  uint32_t struct_size;   /* sizeof(emsnode_store_info) as the filler was compiled */
+  uint64_t size;          /* the content's length in bytes */
+  int64_t modified_at_ms; /* when it was published: ms since the Unix epoch, database clock */
+  uint64_t epoch;         /* the lease epoch of the node that published it */
+  char sha256[65];        /* SHA-256 of the content: 64 lowercase hex digits and a NUL */
+} emsnode_store_info;
+
+/* Receives one file of store_list: its key, relative to the plugin's folder, and its catalog
+ * entry. Returns 0 for the next file, non-zero to stop: the call still succeeds.
+ * THREAD: the thread that called store_list, before store_list returns.
+ * OWNERSHIP: `key` and `info` are the host's and valid during this call only. */
+typedef int (*emsnode_store_entry_fn)(void* user_data, emsnode_str key,
+                                      const emsnode_store_info* info);
 
 /* Services the host offers to a plugin. Appended to at the end only (see VERSION POLICY). */
 typedef struct emsnode_host_api {
@@ -345,6 +394,61 @@ typedef struct emsnode_host_api {
    * plugin is started: call it at the top of start.
    * THREAD: any. OWNERSHIP: `steps` and their text are read during the call only. */
   emsnode_status (*db_migrate)(emsnode_host_ctx* ctx, const emsnode_str* steps, size_t step_count);
+
+  /* ---- shared file store (since 1.2; see SHARED FILE STORE at the top) ----
+   * `key` is relative to the plugin's folder `plugins/<id>/`. Every store_* function clears
+   * last_error first and sets it when it returns anything but EMSNODE_OK. Each returns
+   * EMSNODE_ERROR when this node has no file store (e.g. under emsnode-plugin-check), for a key
+   * the host refuses, when the store cannot be reached (share not mounted, database down) or is
+   * full, and when called from inside a db_write body (the body holds the database connection
+   * that the store's catalog needs). */
+
+  /* Streams a file into the store at `key`, replacing the file there if any: calls `read` until
+   * it returns 0, then publishes the file in ONE fenced transaction (as db_write: this node must
+   * hold the lease at the epoch current_epoch returns). Readers see the previous file or the new
+   * one, never a part. Returns
+   *   EMSNODE_OK      the file is published;
+   *   EMSNODE_FENCED  the lease check failed: nothing was published, last_error names the lease's
+   *                   holder and epoch;
+   *   EMSNODE_ERROR   `read` returned a negative value, the put was refused, or the store failed:
+   *                   nothing was published.
+   * Refused unless the plugin is started, as db_write is (from the moment the host calls start
+   * until stop returns).
+   * THREAD: any; `read` runs on the calling thread. OWNERSHIP: `user_data` stays the plugin's. */
+  emsnode_status (*store_put)(emsnode_host_ctx* ctx, emsnode_str key, emsnode_store_read_fn read,
+                              void* user_data);
+
+  /* Streams the file at `key` to `write`, verifying its size and SHA-256 as it goes. Returns
+   * EMSNODE_OK when every byte was passed and matched the catalog; EMSNODE_NOT_FOUND when there is
+   * no such file (write was not called); EMSNODE_ERROR when `write` returned non-zero, the store
+   * failed, or the content does not match its catalog entry. A mismatch may be found only after
+   * the last byte: whatever `write` received is trustworthy only if the call returns EMSNODE_OK.
+   * Allowed on every node, active or passive, from create until destroy.
+   * THREAD: any; `write` runs on the calling thread. OWNERSHIP: `user_data` stays the plugin's. */
+  emsnode_status (*store_get)(emsnode_host_ctx* ctx, emsnode_str key, emsnode_store_write_fn write,
+                              void* user_data);
+
+  /* Fills `*out` with the catalog entry of the file at `key`: only the fields that fit in
+   * `out->struct_size`, which the caller sets first; struct_size itself is left as it is.
+   * Returns EMSNODE_OK, EMSNODE_NOT_FOUND when there is no such file (`*out` is untouched), or
+   * EMSNODE_ERROR. Allowed on every node from create until destroy.
+   * THREAD: any. OWNERSHIP: `out` is the plugin's. */
+  emsnode_status (*store_stat)(emsnode_host_ctx* ctx, emsnode_str key, emsnode_store_info* out);
+
+  /* Passes every file of the plugin's folder whose key starts with `prefix` (empty: all of them)
+   * to `on_entry`, ordered by key, until it returns non-zero. A prefix no valid key can start
+   * with ("../", "/x") is refused. Returns EMSNODE_OK, also when no file matches, or
+   * EMSNODE_ERROR. Allowed on every node from create until destroy.
+   * THREAD: any; `on_entry` runs on the calling thread. OWNERSHIP: `user_data` stays the
+   * plugin's. */
+  emsnode_status (*store_list)(emsnode_host_ctx* ctx, emsnode_str prefix,
+                               emsnode_store_entry_fn on_entry, void* user_data);
+
+  /* Removes the file at `key`, fenced as store_put is. Returns EMSNODE_OK, EMSNODE_NOT_FOUND when
+   * there is no such file, EMSNODE_FENCED (nothing removed; last_error names the lease's holder
+   * and epoch), or EMSNODE_ERROR. Refused unless the plugin is started, as store_put.
+   * THREAD: any. */
+  emsnode_status (*store_remove)(emsnode_host_ctx* ctx, emsnode_str key);
 } emsnode_host_api;
 
 /* What a plugin exports: its compiled-in facts and its entry points. */

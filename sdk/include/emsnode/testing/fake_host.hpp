@@ -33,6 +33,24 @@
 // transaction (it rolls back whatever the body returns), and nothing but db_exec may be called
 // from a body.
 //
+// Nor has it a file store: store hooks stand for the node's, with keys as the plugin gives them
+// (relative to its folder), content as streams, and exceptions to fail (sdk::FencedError plays a
+// node that lost the lease, sdk::FileNotFoundError a missing file):
+//
+//   std::map<std::string, std::string> files;
+//   fake.set_store_put([&](std::string_view key, std::istream& content) {
+//         files[std::string(key)].assign(std::istreambuf_iterator<char>(content), {});
+//       })
+//       .set_store_get([&](std::string_view key, std::ostream& out) {
+//         const auto found = files.find(std::string(key));
+//         if (found == files.end()) throw sdk::FileNotFoundError("no such file");
+//         out << found->second;
+//       });
+//
+// Around them the fake refuses what the node refuses: a key that would leave the plugin's folder
+// (it checks the node's rules except UTF-8 validity), a put or remove outside start..stop, and
+// any store call inside a db_write body.
+//
 // Needs nothing but the C++17 standard library and the SDK headers.
 #pragma once
 
@@ -48,12 +66,15 @@
 #include <exception>
 #include <functional>
 #include <initializer_list>
+#include <istream>
 #include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <ostream>
 #include <stdexcept>
+#include <streambuf>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -129,6 +150,11 @@ class FakeHost {
     api_.db_write = &FakeHost::on_db_write;
     api_.db_exec = &FakeHost::on_db_exec;
     api_.db_migrate = &FakeHost::on_db_migrate;
+    api_.store_put = &FakeHost::on_store_put;
+    api_.store_get = &FakeHost::on_store_get;
+    api_.store_stat = &FakeHost::on_store_stat;
+    api_.store_list = &FakeHost::on_store_list;
+    api_.store_remove = &FakeHost::on_store_remove;
   }
 
   FakeHost(const FakeHost&) = delete;
@@ -312,6 +338,40 @@ class FakeHost {
   FakeHost& set_db_write(DbWriteHook hook) { return set_hook(db_write_, std::move(hook)); }
   /// Sets what db_migrate does.
   FakeHost& set_db_migrate(DbMigrateHook hook) { return set_hook(db_migrate_, std::move(hook)); }
+
+  // ---- shared file store ----
+  // Each hook stands for the node's file store in one store_* call, with the key or prefix as the
+  // plugin gave it. It runs on the plugin's calling thread, without the fake's lock held, and
+  // throws to fail: sdk::FencedError makes store_put and store_remove return EMSNODE_FENCED,
+  // sdk::FileNotFoundError makes store_get and store_remove return EMSNODE_NOT_FOUND, any other
+  // exception EMSNODE_ERROR; its what() becomes the host's last_error. Without a hook the call
+  // fails with "the fake host has no file store; set one with FakeHost::set_store_...".
+
+  /// store_put: stores what `content` holds, to its end, as the node does. `content` reads the
+  /// plugin's read callback; when that aborts the put, reading throws (let it through).
+  using StorePutHook = std::function<void(std::string_view key, std::istream& content)>;
+  /// store_get: writes the file at `key` to `out`, which passes it to the plugin's write
+  /// callback; when that aborts the get, writing throws (let it through).
+  using StoreGetHook = std::function<void(std::string_view key, std::ostream& out)>;
+  /// store_stat: the file at `key`, or nullopt when there is none.
+  using StoreStatHook = std::function<std::optional<FileInfo>(std::string_view key)>;
+  /// store_list: the files whose keys start with `prefix`, in the order the plugin sees them.
+  using StoreListHook = std::function<std::vector<FileInfo>(std::string_view prefix)>;
+  /// store_remove: removes the file at `key`.
+  using StoreRemoveHook = std::function<void(std::string_view key)>;
+
+  /// Sets what store_put does.
+  FakeHost& set_store_put(StorePutHook hook) { return set_hook(store_put_, std::move(hook)); }
+  /// Sets what store_get does.
+  FakeHost& set_store_get(StoreGetHook hook) { return set_hook(store_get_, std::move(hook)); }
+  /// Sets what store_stat does.
+  FakeHost& set_store_stat(StoreStatHook hook) { return set_hook(store_stat_, std::move(hook)); }
+  /// Sets what store_list does.
+  FakeHost& set_store_list(StoreListHook hook) { return set_hook(store_list_, std::move(hook)); }
+  /// Sets what store_remove does.
+  FakeHost& set_store_remove(StoreRemoveHook hook) {
+    return set_hook(store_remove_, std::move(hook));
+  }
 
   // ---- executor and timers ----
 
@@ -610,17 +670,20 @@ class FakeHost {
   static std::string no_database(const char* setter) {
     return std::string("the fake host has no database; set one with FakeHost::") + setter;
   }
-  // Runs a database hook, turning what it throws into the status and message a node gives.
+  // Runs a database or store hook, turning what it throws into the status and message a node
+  // gives.
   emsnode_status run_hook(const std::function<void()>& hook) {
     try {
       hook();
       return EMSNODE_OK;
     } catch (const FencedError& e) {
       return fail_call(e.what(), EMSNODE_FENCED);
+    } catch (const FileNotFoundError& e) {
+      return fail_call(e.what(), EMSNODE_NOT_FOUND);
     } catch (const std::exception& e) {
       return fail_call(e.what());
     } catch (...) {
-      return fail_call("a database hook threw something that is not a std::exception");
+      return fail_call("a hook threw something that is not a std::exception");
     }
   }
   // What the node says when db_write or db_migrate is called at the wrong time; empty when the
@@ -635,6 +698,130 @@ class FakeHost {
       return std::string(call) + " refused inside a db_write body: use db_exec with its txn";
     }
     return std::string();
+  }
+
+  // ---- the file store's rules and streams ----
+
+  // Why the node would refuse `key`, relative to the plugin's folder; empty when it would not.
+  // The node's rule (store::check_key on "plugins/<id>/" + key) less UTF-8 validity, and the
+  // 1024 bytes counted without the folder's name, which the fake does not know.
+  static std::string key_refusal(std::string_view key) {
+    if (key.empty()) return "it is empty";
+    if (key.size() > 1024) return "it is longer than 1024 bytes";
+    if (key.front() == '/') return "it is absolute (starts with '/')";
+    for (const char c : key) {
+      const auto byte = static_cast<unsigned char>(c);
+      if (c == '\\' || byte < 0x20 || byte == 0x7f) {
+        return "it contains a NUL, a backslash or a control character";
+      }
+    }
+    for (std::size_t start = 0;;) {
+      const std::size_t end = std::min(key.find('/', start), key.size());
+      const std::string_view segment = key.substr(start, end - start);
+      if (segment.empty() || segment == "." || segment == "..") {
+        return "it has an empty, \".\" or \"..\" segment";
+      }
+      if (end == key.size()) return std::string();
+      start = end + 1;
+    }
+  }
+
+  // What the node says when store call `call` may not run now; empty when it may. Takes the lock.
+  std::string store_refusal(const char* call, std::string_view key, bool writes) const {
+    if (std::string why = key_refusal(key); !why.empty()) {
+      return std::string(call) + ": key \"" + std::string(key) +
+             "\" refused (keys are relative to the plugin's folder and stay in it): " + why;
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (txn_ != nullptr) {
+      return std::string(call) + " refused inside a db_write body";
+    }
+    if (writes && !started_) {
+      return std::string(call) + " refused: the plugin is not started (writes are allowed from " +
+             "start until stop returns)";
+    }
+    return std::string();
+  }
+
+  // The plugin's read callback as the stream a put hook reads.
+  class ReadCallbackBuffer final : public std::streambuf {
+   public:
+    ReadCallbackBuffer(emsnode_store_read_fn read, void* user_data)
+        : read_(read), user_data_(user_data) {}
+
+   protected:
+    int_type underflow() override {
+      const std::int64_t got = read_(user_data_, buffer_, sizeof buffer_);
+      if (got < 0) {
+        throw std::runtime_error("the plugin's read callback returned " + std::to_string(got) +
+                                 ": nothing was published");
+      }
+      if (got > static_cast<std::int64_t>(sizeof buffer_)) {
+        throw std::runtime_error("the plugin's read callback returned " + std::to_string(got) +
+                                 " for a buffer of " + std::to_string(sizeof buffer_) + " bytes");
+      }
+      if (got == 0) return traits_type::eof();
+      setg(buffer_, buffer_, buffer_ + got);
+      return traits_type::to_int_type(buffer_[0]);
+    }
+
+   private:
+    emsnode_store_read_fn read_;
+    void* user_data_;
+    char buffer_[16 * 1024];
+  };
+
+  // The plugin's write callback as the stream a get hook writes.
+  class WriteCallbackBuffer final : public std::streambuf {
+   public:
+    WriteCallbackBuffer(emsnode_store_write_fn write, void* user_data)
+        : write_(write), user_data_(user_data) {}
+
+   protected:
+    std::streamsize xsputn(const char* data, std::streamsize count) override {
+      const int result = write_(user_data_, data, static_cast<std::size_t>(count));
+      if (result != 0) {
+        throw std::runtime_error("the plugin's write callback returned " + std::to_string(result) +
+                                 ": the get was aborted");
+      }
+      return count;
+    }
+    int_type overflow(int_type c) override {
+      if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+      const char byte = traits_type::to_char_type(c);
+      xsputn(&byte, 1);
+      return c;
+    }
+
+   private:
+    emsnode_store_write_fn write_;
+    void* user_data_;
+  };
+
+  // The ABI's catalog entry of `file`: the fields that fit in `out.struct_size`.
+  static void fill_info(const FileInfo& file, emsnode_store_info& out) {
+    const auto fits = [&](std::size_t offset, std::size_t size) {
+      return offset + size <= out.struct_size;
+    };
+    if (fits(offsetof(emsnode_store_info, size), sizeof out.size)) out.size = file.size;
+    if (fits(offsetof(emsnode_store_info, modified_at_ms), sizeof out.modified_at_ms)) {
+      out.modified_at_ms = file.modified_at_ms;
+    }
+    if (fits(offsetof(emsnode_store_info, epoch), sizeof out.epoch)) out.epoch = file.epoch;
+    if (fits(offsetof(emsnode_store_info, sha256), sizeof out.sha256)) {
+      const std::size_t n = std::min(file.sha256.size(), sizeof out.sha256 - 1);
+      std::copy_n(file.sha256.data(), n, out.sha256);
+      std::fill(out.sha256 + n, out.sha256 + sizeof out.sha256, '\0');
+    }
+  }
+
+  template <typename Hook>
+  Hook store_hook(const Hook& slot) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return slot;
+  }
+  static std::string no_store(const char* setter) {
+    return std::string("the fake host has no file store; set one with FakeHost::") + setter;
   }
 
   static Params copy_params(const emsnode_db_value* params, std::size_t count) {
@@ -994,6 +1181,94 @@ class FakeHost {
     return host.run_hook([&] { hook(copied); });
   }
 
+  static emsnode_status on_store_put(emsnode_host_ctx* ctx, emsnode_str key,
+                                     emsnode_store_read_fn read, void* user_data) {
+    FakeHost& host = self(ctx);
+    host.clear_call_error();
+    if (std::string refusal = host.store_refusal("store_put", view(key), true); !refusal.empty()) {
+      return host.fail_call(std::move(refusal));
+    }
+    const StorePutHook hook = host.store_hook(host.store_put_);
+    if (!hook) return host.fail_call(no_store("set_store_put"));
+    ReadCallbackBuffer buffer(read, user_data);
+    std::istream content(&buffer);
+    content.exceptions(std::ios::badbit);
+    return host.run_hook([&] { hook(view(key), content); });
+  }
+
+  static emsnode_status on_store_get(emsnode_host_ctx* ctx, emsnode_str key,
+                                     emsnode_store_write_fn write, void* user_data) {
+    FakeHost& host = self(ctx);
+    host.clear_call_error();
+    if (std::string refusal = host.store_refusal("store_get", view(key), false); !refusal.empty()) {
+      return host.fail_call(std::move(refusal));
+    }
+    const StoreGetHook hook = host.store_hook(host.store_get_);
+    if (!hook) return host.fail_call(no_store("set_store_get"));
+    WriteCallbackBuffer buffer(write, user_data);
+    std::ostream out(&buffer);
+    out.exceptions(std::ios::badbit);
+    return host.run_hook([&] { hook(view(key), out); });
+  }
+
+  static emsnode_status on_store_stat(emsnode_host_ctx* ctx, emsnode_str key,
+                                      emsnode_store_info* out) {
+    FakeHost& host = self(ctx);
+    host.clear_call_error();
+    if (std::string refusal = host.store_refusal("store_stat", view(key), false);
+        !refusal.empty()) {
+      return host.fail_call(std::move(refusal));
+    }
+    const StoreStatHook hook = host.store_hook(host.store_stat_);
+    if (!hook) return host.fail_call(no_store("set_store_stat"));
+    std::optional<FileInfo> file;
+    const emsnode_status status = host.run_hook([&] { file = hook(view(key)); });
+    if (status != EMSNODE_OK) return status;
+    if (!file) {
+      return host.fail_call("store_stat: no such file: " + std::string(view(key)),
+                            EMSNODE_NOT_FOUND);
+    }
+    fill_info(*file, *out);
+    return EMSNODE_OK;
+  }
+
+  static emsnode_status on_store_list(emsnode_host_ctx* ctx, emsnode_str prefix,
+                                      emsnode_store_entry_fn on_entry, void* user_data) {
+    FakeHost& host = self(ctx);
+    host.clear_call_error();
+    // As the node: a prefix that no valid key can start with is refused.
+    const std::string probe = std::string(view(prefix)) + "x";
+    if (std::string refusal = host.store_refusal("store_list", probe, false); !refusal.empty()) {
+      return host.fail_call("store_list: prefix \"" + std::string(view(prefix)) +
+                            "\" refused: no key of the plugin's folder can start with it");
+    }
+    if (on_entry == nullptr) return host.fail_call("store_list: on_entry is NULL");
+    const StoreListHook hook = host.store_hook(host.store_list_);
+    if (!hook) return host.fail_call(no_store("set_store_list"));
+    std::vector<FileInfo> files;
+    const emsnode_status status = host.run_hook([&] { files = hook(view(prefix)); });
+    if (status != EMSNODE_OK) return status;
+    for (const FileInfo& file : files) {
+      emsnode_store_info info{};
+      info.struct_size = sizeof info;
+      fill_info(file, info);
+      if (on_entry(user_data, detail::to_str(file.key), &info) != 0) break;
+    }
+    return EMSNODE_OK;
+  }
+
+  static emsnode_status on_store_remove(emsnode_host_ctx* ctx, emsnode_str key) {
+    FakeHost& host = self(ctx);
+    host.clear_call_error();
+    if (std::string refusal = host.store_refusal("store_remove", view(key), true);
+        !refusal.empty()) {
+      return host.fail_call(std::move(refusal));
+    }
+    const StoreRemoveHook hook = host.store_hook(host.store_remove_);
+    if (!hook) return host.fail_call(no_store("set_store_remove"));
+    return host.run_hook([&] { hook(view(key)); });
+  }
+
   emsnode_host_api api_{};
   const emsnode_plugin_api* plugin_ = nullptr;
   void* instance_ = nullptr;
@@ -1023,6 +1298,11 @@ class FakeHost {
   DbExecHook db_exec_;
   DbWriteHook db_write_;
   DbMigrateHook db_migrate_;
+  StorePutHook store_put_;
+  StoreGetHook store_get_;
+  StoreStatHook store_stat_;
+  StoreListHook store_list_;
+  StoreRemoveHook store_remove_;
   Txn* txn_ = nullptr;  // the db_write body that is running
 };
 
