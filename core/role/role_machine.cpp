@@ -70,6 +70,10 @@ bool RoleMachine::check_deadline(TimePoint now) {
                                     {"since_renewal_ms", ms_text(now - renewed_at_)},
                                     {"budget_ms", std::to_string(fence_budget().count())}});
   drop_tenure(now, why);
+  // Stay out for one lease period. A node that froze may wake while a peer is still held up
+  // (on SQLite, behind the write lock the frozen node had): taking the lease straight back
+  // would undo the failover the fence was for.
+  not_before_ = now + timers_.lease_ttl;
   return true;
 }
 

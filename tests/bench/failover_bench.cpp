@@ -42,7 +42,8 @@ struct Node {
 std::string config_of(const TempDir& dir, const std::string& id, const Node& node) {
   return "[node]\nid = \"" + id + "\"\ndata_dir = \"" + (dir / id).string() +
          "\"\n[database]\npath = \"" + (dir / "cluster.db").string() +
-         "\"\nmigrate = true\n[log]\nconsole = false\nfile = \"" + (dir / (id + ".log")).string() +
+         "\"\nmigrate = true\n[store]\npath = \"" + (dir / "share").string() +
+         "\"\n[log]\nconsole = false\nfile = \"" + (dir / (id + ".log")).string() +
          "\"\n[admin]\nlisten = \"127.0.0.1:" + std::to_string(node.admin_port) +
          "\"\n[plugins.echo]\nlisten = \"127.0.0.1:" + std::to_string(node.echo_port) + "\"\n";
 }

@@ -89,6 +89,24 @@ TEST_CASE("an active that cannot reach the database fences at its renew deadline
   CHECK(n1.first_call("post_demote", cut));
 }
 
+TEST_CASE("a node that fenced itself stays out of the race for one lease period") {
+  Cluster cluster;
+  SimNode& n1 = start_active(cluster, "n1");
+  cluster.run_for(1030ms);
+  cluster.store.set_unreachable(true);
+  const TimePoint cut = cluster.now();
+  REQUIRE(cluster.run_until([&] { return n1.role() == Role::passive; }, 3s));
+  const auto fence = n1.first_call("fence", cut);
+  REQUIRE(fence);
+  // The database is back and the lease is free (the fence released it): a peer held up by the
+  // stall must get its chance before the fenced node competes again.
+  cluster.store.set_unreachable(false);
+  REQUIRE(cluster.run_until([&] { return is_active(n1); }, 5s));
+  const auto acquired = n1.first_call("acquire", fence->at);
+  REQUIRE(acquired);
+  CHECK(acquired->at >= fence->at + cluster.timers.lease_ttl);
+}
+
 TEST_CASE("a stuck database call never delays the fence, whose reason is then renew_deadline") {
   Cluster cluster;
   SimNode& n1 = start_active(cluster, "n1");

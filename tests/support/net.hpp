@@ -2,32 +2,100 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdint>
+#include <filesystem>
+#include <memory>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace emsnode::testing {
 
-// A port on 127.0.0.1 that was free a moment ago (the kernel's choice for an ephemeral bind).
-inline std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error("cannot find a free port");
+// A loopback TCP port kept for this process until destroyed. Chosen below the kernel's
+// ephemeral range, where every outgoing connection takes its port (so no client
+// socket of a poll can sit on it), and reserved against the other test processes of this host,
+// which run side by side (ctest -j), by a lock file the kernel unlocks when the process dies.
+class PortReservation {
+ public:
+  PortReservation() {
+    const auto dir = std::filesystem::temp_directory_path() / "emsnode-test-ports";
+    std::filesystem::create_directories(dir);
+    std::random_device random;
+    std::uniform_int_distribution<int> pick(kFirst, kLast);
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+      const auto port = static_cast<std::uint16_t>(pick(random));
+      const auto lock = dir / (std::to_string(port) + ".lock");
+      const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+      if (fd < 0) continue;
+      if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && still_named(fd, lock) && bindable(port)) {
+        fd_ = fd;
+        port_ = port;
+        lock_ = lock;
+        return;
+      }
+      ::close(fd);
+    }
+    throw std::runtime_error("no free port in " + std::to_string(kFirst) + ".." +
+                             std::to_string(kLast) + " on 127.0.0.1");
   }
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  // Unlinked while still locked: a process that opened it meanwhile finds it renamed away.
+  ~PortReservation() {
+    std::error_code ignored;
+    std::filesystem::remove(lock_, ignored);
+    ::close(fd_);
+  }
+  PortReservation(const PortReservation&) = delete;
+  PortReservation& operator=(const PortReservation&) = delete;
+
+  std::uint16_t port() const { return port_; }
+
+ private:
+  static constexpr int kFirst = 20000;
+  static constexpr int kLast = 32000;  // below /proc/sys/net/ipv4/ip_local_port_range's default
+
+  // The locked file is still the one the path names (its holder may have unlinked it before we
+  // locked it).
+  static bool still_named(int fd, const std::filesystem::path& lock) {
+    struct stat opened {};
+    struct stat named {};
+    return ::fstat(fd, &opened) == 0 && ::stat(lock.c_str(), &named) == 0 &&
+           opened.st_ino == named.st_ino && opened.st_dev == named.st_dev;
+  }
+
+  static bool bindable(std::uint16_t port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int on = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);  // as the node's listeners
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    return bound;
+  }
+
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::filesystem::path lock_;
+};
+
+// A port on 127.0.0.1 for this test process alone: reserved (see PortReservation) until the
+// process ends, so that tests running side by side never pick the same one.
+inline std::uint16_t free_port() {
+  static std::vector<std::unique_ptr<PortReservation>> held;
+  held.push_back(std::make_unique<PortReservation>());
+  return held.back()->port();
 }
 
 // Sends `payload` to 127.0.0.1:`port` and returns what came back (as many bytes as were sent),
