@@ -272,8 +272,8 @@ void check_config(const config::NodeConfig& config) {
   const std::string problem = role::check_timers(timers_of(config.role));
   if (problem.empty()) return;
   const auto where = config.values.source("role.lease_ttl");
-  if (where) throw config::ConfigError::at(*where, config.file.string(), "[role] " + problem);
-  throw config::ConfigError(config.file.string(), 1, 1, "[role] " + problem);
+  if (where) throw config::ConfigError::at(*where, config.file.string(), problem);
+  throw config::ConfigError(config.file.string(), 1, 1, problem);
 }
 
 int run(const config::NodeConfig& config, std::string_view version) {

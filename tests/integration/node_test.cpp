@@ -255,3 +255,19 @@ TEST_CASE("a secret never appears in check output or in the node's log") {
   CHECK_THAT(read_file(dir / "journal.txt"), Catch::Contains(secret));
   CHECK_THAT(read_file(dir / "node.log") + node.out() + node.err(), !Catch::Contains(secret));
 }
+
+TEST_CASE("a config whose lease timers break an invariant is refused with the reason") {
+  TempDir dir;
+  const auto conf = dir.write("node.toml", base_config() +
+                                               "[role]\nlease_ttl = \"2s\"\n"
+                                               "renew_deadline = \"1900ms\"\n");
+  for (const char* verb : {"check", "run"}) {
+    const auto result = run({kEmsnode, verb, "--conf", conf.string()}, dir.path());
+    CHECK(result.status == 2);
+    CHECK_THAT(result.err, Catch::StartsWith(conf.string() + ":"));
+    CHECK_THAT(result.err, Catch::Contains(": [role] renew_deadline (1900 ms) + 200 ms must be <= "
+                                           "lease_ttl (2000 ms)"));
+    CHECK_THAT(result.err, !Catch::Contains("[role] [role]"));
+  }
+  CHECK_FALSE(std::filesystem::exists(dir / "state"));
+}
