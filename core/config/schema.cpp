@@ -1,5 +1,7 @@
 #include "config/schema.hpp"
 
+#include "log/log.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -753,35 +755,7 @@ std::filesystem::path resolve_path(std::string_view text, const std::filesystem:
 }
 
 std::string quote(std::string_view text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04X", static_cast<unsigned char>(c));
-          out += escaped;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
+  return log::quote(text);
 }
 
 std::string_view node_kind(const toml::node& node) {

@@ -99,40 +99,6 @@ std::string utc_timestamp() {
   return out;
 }
 
-// A double-quoted string with JSON's escapes; text fields use it too when a value would not read
-// back as one token.
-void append_quoted(std::string& out, std::string_view text) {
-  out += '"';
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
-          out += escaped;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-}
-
 void append_text_value(std::string& out, std::string_view value) {
   const bool plain =
       !value.empty() && std::none_of(value.begin(), value.end(), [](unsigned char c) {
@@ -141,7 +107,7 @@ void append_text_value(std::string& out, std::string_view value) {
   if (plain) {
     out += value;
   } else {
-    append_quoted(out, value);
+    out += quote(value);
   }
 }
 
@@ -158,20 +124,9 @@ std::string text_body(std::string_view component, std::string_view event, const 
 
 std::string json_line(const std::string& ts, Level level, std::string_view component,
                       std::string_view event, const Fields& fields) {
-  std::string out = "{\"ts\":";
-  append_quoted(out, ts);
-  out += ",\"level\":";
-  append_quoted(out, level_name(level));
-  out += ",\"component\":";
-  append_quoted(out, component);
-  out += ",\"event\":";
-  append_quoted(out, event);
-  for (const Field& f : fields) {
-    out += ',';
-    append_quoted(out, f.key);
-    out += ':';
-    append_quoted(out, f.value);
-  }
+  std::string out = "{\"ts\":" + quote(ts) + ",\"level\":" + quote(level_name(level)) +
+                    ",\"component\":" + quote(component) + ",\"event\":" + quote(event);
+  for (const Field& f : fields) out += ',' + quote(f.key) + ':' + quote(f.value);
   out += '}';
   return out;
 }
@@ -222,6 +177,38 @@ const bool default_sinks_installed = [] {
 }();
 
 }  // namespace
+
+std::string quote(std::string_view text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char escaped[8];
+          std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
+          out += escaped;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + '"';
+}
 
 std::optional<Level> parse_level(std::string_view name) {
   if (name == "trace") return Level::trace;

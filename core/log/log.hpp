@@ -19,6 +19,9 @@ enum class Format { text, json };
 
 // Parses "trace", "debug", "info", "warning" (or "warn"), "error".
 std::optional<Level> parse_level(std::string_view name);
+
+// `text` in double quotes with JSON's escapes: how log records, and config errors, quote values.
+std::string quote(std::string_view text);
 std::string_view level_name(Level level);
 
 struct Field {
