@@ -8,6 +8,7 @@
 #include <optional>
 #include <ostream>
 #include <streambuf>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -136,7 +137,11 @@ emsnode_db_txn* handle_of(WriteTxn& txn) {
 struct RollBack {};
 
 db::Value to_db(const emsnode_db_value& value, std::size_t index) {
-  switch (value.type) {
+  // A plugin may pass any number as the type: read it as a number, since loading a value outside
+  // the enum's range through the enum type is undefined behaviour.
+  std::underlying_type_t<emsnode_db_type> type;
+  std::memcpy(&type, &value.type, sizeof type);
+  switch (type) {
     case EMSNODE_DB_NULL:
       return nullptr;
     case EMSNODE_DB_INTEGER:
@@ -149,7 +154,7 @@ db::Value to_db(const emsnode_db_value& value, std::size_t index) {
       return db::Blob{std::string(view(value.bytes))};
   }
   throw db::DbError("parameter " + std::to_string(index) + " has the unknown type " +
-                    std::to_string(static_cast<int>(value.type)));
+                    std::to_string(type));
 }
 
 db::Params to_params(const emsnode_db_value* params, std::size_t count) {

@@ -7,6 +7,7 @@
 
 #include "store/file_store.hpp"
 #include "store_test_support.hpp"
+#include "support/sanitizers.hpp"
 
 using namespace emsnode::store;
 using emsnode::store::testing::GeneratedBuffer;
@@ -37,19 +38,7 @@ bool reset_peak() {
   return static_cast<bool>(clear_refs);
 }
 
-// AddressSanitizer keeps freed memory in quarantine (256 MiB by default), so under it the peak
-// measures the sanitizer, not the store.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kAddressSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kAddressSanitizer = true;
-#else
-constexpr bool kAddressSanitizer = false;
-#endif
-#else
-constexpr bool kAddressSanitizer = false;
-#endif
+using emsnode::testing::kAddressSanitizer;
 
 }  // namespace
 
