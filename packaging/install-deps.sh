@@ -9,6 +9,11 @@ packages=(
   libsqlite3-dev libuv1-dev libtomlplusplus-dev catch2 libssl-dev
   curl procps
   samba smbnetfs fuse3
+  postgresql libpq-dev
+  clang-14 libclang-rt-14-dev
+  iproute2 nftables faketime
+  mosquitto
+  mosquitto-clients python3-paho-mqtt python3 openssl
 )
 
 missing=()

@@ -73,18 +73,21 @@ std::string check_dirs(const Value& value) {
   return {};
 }
 
-// A backend this build has, refusing by name the ones that are planned but not built yet.
-std::function<std::string(const Value&)> backend_check(std::string available, std::string planned,
-                                                       std::string what) {
-  return [=](const Value& value) -> std::string {
-    const auto& backend = std::get<std::string>(value);
-    if (backend == available) return {};
-    const std::string expected = " (expected " + quote(available) + ")";
-    if (backend == planned) {
-      return quote(backend) + " is not available in this build yet" + expected;
-    }
-    return quote(backend) + " is not " + what + expected;
-  };
+std::string check_database_backend(const Value& value) {
+  const auto& backend = std::get<std::string>(value);
+  if (backend == "sqlite" || backend == "postgresql") return {};
+  return quote(backend) + " is not a database backend (expected \"sqlite\" or \"postgresql\")";
+}
+
+// The shape of a libpq connection string; libpq itself parses it when the node checks the config
+// (node::check_config), which also refuses a password inside it.
+std::string check_postgres_url(const Value& value) {
+  const auto& url = std::get<std::string>(value);
+  const bool is_url = url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
+  if (is_url || url.find('=') != std::string::npos) return {};
+  return quote(url) +
+         " is not a PostgreSQL connection string (expected \"postgresql://user@host:port/dbname\" "
+         "or keyword=value pairs such as \"host=db1 dbname=emsnode user=emsnode\")";
 }
 
 Field make_field(std::string name, Type type, std::string description,
@@ -157,16 +160,36 @@ Schema make_node_schema() {
   log.tables.emplace("levels", std::move(levels));
 
   Schema database;
-  Field db_backend =
-      make_field("backend", Type::string, "sqlite (single host)", std::string("sqlite"));
-  db_backend.check = backend_check("sqlite", "postgresql", "a database backend");
+  Field db_backend = make_field("backend", Type::string,
+                                "sqlite (single host) or postgresql (nodes on several hosts)",
+                                std::string("sqlite"));
+  db_backend.check = check_database_backend;
+  Field url = make_field("url", Type::string,
+                         "postgresql: libpq's connection string (postgresql://user@host:port/"
+                         "dbname or keyword=value pairs), without the password");
+  url.check = check_postgres_url;
+  Field sslmode =
+      make_field("sslmode", Type::string, "postgresql: TLS to the server", std::string("prefer"));
+  sslmode.choices = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
   database.fields = {
       std::move(db_backend),
-      make_field("path", Type::path, "the SQLite file; default <data_dir>/emsnode.db"),
+      make_field("path", Type::path, "sqlite: the database file; default <data_dir>/emsnode.db"),
       make_field("migrate", Type::boolean, "whether this node may create and upgrade the schema",
                  false),
-      bounded_duration("busy_timeout", "how long a write waits for another node's transaction", 2s,
-                       10ms, 60s)};
+      bounded_duration("busy_timeout",
+                       "sqlite: how long a write waits for another node's transaction", 2s, 10ms,
+                       60s),
+      std::move(url),
+      make_field("password", Type::secret,
+                 "postgresql: the password (inline, \"env:NAME\", or password_file)"),
+      bounded_duration("connect_timeout", "postgresql: how long connecting may take", 5s, 1s, 60s),
+      bounded_duration("statement_timeout",
+                       "postgresql: how long a statement may take; the client gives up on a "
+                       "silent server one second later",
+                       5s, 100ms, 10min),
+      std::move(sslmode),
+      make_field("sslrootcert", Type::path,
+                 "postgresql: the CA certificate file for verify-ca and verify-full")};
 
   Schema store;
   Field store_backend = make_field(
@@ -365,6 +388,27 @@ NodeConfig from_document(toml::table root, const std::filesystem::path& file) {
 
   config.database.busy_timeout =
       required_value<std::chrono::milliseconds>(values, "database.busy_timeout");
+  if (const auto* url = values.get<std::string>("database.url")) config.database.url = *url;
+  if (const auto* password = values.get<Secret>("database.password")) {
+    config.database.password = *password;
+  }
+  config.database.connect_timeout =
+      required_value<std::chrono::milliseconds>(values, "database.connect_timeout");
+  config.database.statement_timeout =
+      required_value<std::chrono::milliseconds>(values, "database.statement_timeout");
+  config.database.sslmode = required_value<std::string>(values, "database.sslmode");
+  if (const auto* ca = values.get<std::string>("database.sslrootcert")) {
+    config.database.sslrootcert = *ca;
+  }
+  if (config.database.backend == "postgresql" && config.database.url.empty()) {
+    const std::string problem =
+        "[database] backend = \"postgresql\" needs url (expected the server's connection string, "
+        "such as url = \"postgresql://emsnode@db1:5432/emsnode\")";
+    if (const auto where = values.source("database.backend")) {
+      throw ConfigError::at(*where, context.file, problem);
+    }
+    throw ConfigError(context.file, 1, 1, problem);
+  }
 
   config.plugin_host.dirs = resolved_paths(values, "plugin_host.dirs", context.base_dir);
   config.plugin_host.start_timeout =

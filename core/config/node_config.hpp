@@ -17,10 +17,18 @@
 namespace emsnode::config {
 
 struct DatabaseConfig {
-  std::string backend = "sqlite";
-  std::filesystem::path path;  // sqlite: the database file
-  bool migrate = false;        // may this node create or upgrade the schema (seeds' ScriptDB=1)
-  std::chrono::milliseconds busy_timeout{2000};  // how long a write waits for another node's
+  std::string backend = "sqlite";  // "sqlite" or "postgresql"
+  std::filesystem::path path;      // sqlite: the database file
+  bool migrate = false;            // may this node create or upgrade the schema (seeds' ScriptDB=1)
+  std::chrono::milliseconds busy_timeout{2000};  // sqlite: how long a write waits for another's
+  // postgresql: libpq's connection string (URL or keyword=value, without a password), the
+  // password, and the bounds of every call.
+  std::string url;
+  std::optional<Secret> password;
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds statement_timeout{5000};
+  std::string sslmode = "prefer";
+  std::filesystem::path sslrootcert;  // empty: libpq's default
 };
 
 // [role]: the lease timers (invariants checked by role::check_timers) and role-change hooks.

@@ -2,6 +2,7 @@
 // check every write on behalf of the active node goes through.
 #include "db/database.hpp"
 
+#include <algorithm>
 #include <string>
 
 namespace emsnode::db {
@@ -54,14 +55,41 @@ const std::string& Row::blob(std::size_t i) const {
   wrong_type(i, value, "a blob");
 }
 
+std::string sql_head(std::string_view sql) {
+  constexpr std::size_t kMaxWords = 4;
+  constexpr std::size_t kMaxChars = 48;
+  const auto is_space = [](char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; };
+  std::string head;
+  std::size_t words = 0;
+  std::size_t i = 0;
+  for (;;) {
+    while (i < sql.size() && is_space(sql[i])) ++i;
+    if (i == sql.size()) return head;
+    if (words == kMaxWords || head.size() >= kMaxChars) return head + " ...";
+    std::size_t end = i;
+    while (end < sql.size() && !is_space(sql[end])) ++end;
+    if (!head.empty()) head += ' ';
+    head.append(sql.substr(i, std::min(end - i, kMaxChars)));
+    ++words;
+    i = end;
+  }
+}
+
 void Database::fenced(std::string_view node_id, std::uint64_t epoch,
                       const std::function<void(Transaction&)>& body) {
+  if (epoch == 0) {
+    throw FencedError("fenced: this node (" + std::string(node_id) +
+                      ") is not serving: it holds no epoch");
+  }
   transaction([&](Transaction& tx) {
-    // The check and the writes share one transaction, and the transaction holds the write lock
-    // from its first statement (SQLite: BEGIN IMMEDIATE): no other node can take the lease
-    // between the check and the commit. A backend with row-level locking must lock the row it
-    // reads here against writers (PostgreSQL: SELECT ... FOR SHARE) for the same guarantee.
-    const Rows lease = tx.query("SELECT holder, epoch, expires_at_ms FROM lease WHERE id = 1");
+    // The check and the writes share one transaction, and no other node can take the lease
+    // between the check and the commit: SQLite's transaction holds the write lock from its first
+    // statement (BEGIN IMMEDIATE); on PostgreSQL, FOR SHARE locks the lease row against writers
+    // until the commit (an acquisition waits for it), and reads the latest committed row.
+    const Rows lease = tx.query(
+        backend() == "postgresql" ? "SELECT holder, epoch, expires_at_ms FROM lease "
+                                    "WHERE id = 1 FOR SHARE"
+                                  : "SELECT holder, epoch, expires_at_ms FROM lease WHERE id = 1");
     const std::string self = "fenced: this node (" + std::string(node_id) + ", epoch " +
                              std::to_string(epoch) + ") no longer holds the lease; ";
     if (lease.empty()) throw FencedError(self + "there is no lease row (schema not created)");

@@ -1,9 +1,10 @@
-// The shared database: one interface over the backends (SQLite now, PostgreSQL later), used by
-// the role manager (lease), the node registry, cluster settings, and plugins through the ABI.
+// The shared database: one interface over the backends (SQLite and PostgreSQL), used by the role
+// manager (lease), the node registry, cluster settings, and plugins through the ABI.
 //
-// SQL is written once, in the portable subset both backends share, with `?` placeholders; a
-// backend rewrites what it must (PostgreSQL's $1, $2, ...). Clocks: `now_ms()` is the
-// database's clock, the only one lease expiry is judged on.
+// SQL is written once, in the portable subset both backends share (sdk/README.md, "Portable
+// SQL"), with `?` placeholders; a backend rewrites what it must (PostgreSQL: $1, $2, ... and the
+// type names INTEGER, BLOB, REAL). Clocks: `now_ms()` is the database's clock, the only one lease
+// expiry is judged on.
 //
 // Fencing: `fenced()` runs a write transaction that first checks, inside the same transaction,
 // that the lease is held by this node at the given epoch and has not expired; otherwise it
@@ -12,6 +13,7 @@
 // and to be seen.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -79,6 +81,21 @@ class Transaction {
   // Runs a statement; returns the number of rows it changed.
   virtual std::int64_t exec(std::string_view sql, const Params& params = {}) = 0;
   virtual Rows query(std::string_view sql, const Params& params = {}) = 0;
+  // Wakes the listeners of `channel` (Database::listen) when, and only when, this transaction
+  // commits. A backend without notifications ignores it (SQLite: the listeners poll).
+  virtual void notify(std::string_view channel) { (void)channel; }
+};
+
+// Waits for the notifications of one channel on a connection of its own, so that a waiting
+// thread never holds up the connection that runs transactions. Used from one thread at a time.
+class Listener {
+ public:
+  virtual ~Listener() = default;
+  // Returns true as soon as a notification arrives (consuming every one pending), false after
+  // `timeout` without one. Also true right after (re)connecting, since notifications sent while
+  // the listener had no connection are lost: the caller re-reads what it waits for. Throws
+  // UnreachableError when the database cannot be reached (the next call reconnects).
+  virtual bool wait(std::chrono::milliseconds timeout) = 0;
 };
 
 class Database {
@@ -105,10 +122,30 @@ class Database {
 
   // A write transaction that first checks the lease: holder `node_id`, epoch `epoch`, not
   // expired on the database's clock. Throws FencedError (naming the current holder and epoch)
-  // and writes nothing when the check fails.
+  // and writes nothing when the check fails. Epoch 0 (a node that is not serving) is refused
+  // without asking the database.
   void fenced(std::string_view node_id, std::uint64_t epoch,
               const std::function<void(Transaction&)>& body);
+
+  // Makes the call now waiting on the database on another thread fail at once (UnreachableError
+  // on PostgreSQL, whose connection is then dropped and reopened by the next call; SQLite stops
+  // the statement it is running). For a node that fences itself: a plugin's write stuck on an
+  // unreachable server must not hold up the plugin's stop. Calls made afterwards run normally.
+  // Safe from any thread.
+  virtual void interrupt() = 0;
+
+  // A listener for `channel` (an identifier: lowercase letters, digits, '_'), or nullptr when the
+  // backend has no notifications (SQLite), in which case the caller keeps polling. Does not
+  // connect yet: the first wait() does.
+  virtual std::unique_ptr<Listener> listen(std::string_view channel) {
+    (void)channel;
+    return nullptr;
+  }
 };
+
+// The start of a statement for error messages (a few words): enough to recognise it, never a
+// whole script. Both backends name statements this way.
+std::string sql_head(std::string_view sql);
 
 struct SqliteOptions {
   std::int64_t busy_timeout_ms = 2000;  // how long a write waits for another node's transaction
@@ -118,5 +155,24 @@ struct SqliteOptions {
 // PostgreSQL backend, a file on a network or FUSE filesystem (NFS, SMB/CIFS, ...), where SQLite's
 // locking cannot keep nodes apart. Throws UnreachableError when the file cannot be opened.
 std::unique_ptr<Database> open_sqlite(const std::string& path, const SqliteOptions& options = {});
+
+struct PostgresOptions {
+  // libpq's connection string: a URL (postgresql://user@host:port/dbname?...) or keyword=value
+  // pairs. Without a password: that comes from `password` (or libpq's ~/.pgpass).
+  std::string url;
+  std::string password;  // never logged, never part of describe()
+  std::chrono::milliseconds connect_timeout{5000};
+  // Bounds every statement on the server; the client gives up on a silent server (a partition)
+  // one second later and drops the connection.
+  std::chrono::milliseconds statement_timeout{5000};
+  std::string sslmode = "prefer";  // disable, allow, prefer, require, verify-ca, verify-full
+  std::string sslrootcert;         // CA file for verify-ca / verify-full; empty: libpq's default
+};
+
+// A PostgreSQL database (libpq). Connects lazily: the first call connects, and a call after a
+// lost connection reconnects; a call that cannot reach the server throws UnreachableError within
+// connect_timeout or statement_timeout + 1 s. Throws std::invalid_argument for malformed options
+// (an unparsable URL, a password inside it, an unknown sslmode).
+std::unique_ptr<Database> open_postgres(const PostgresOptions& options);
 
 }  // namespace emsnode::db

@@ -15,6 +15,18 @@ constexpr const char* kCreateVersionsTable =
     "updated_at_ms BIGINT, "
     "updated_by TEXT)";
 
+// PostgreSQL: two nodes migrating at once would both read the old version (READ COMMITTED reads
+// what is committed, and no row lock covers a row that does not exist yet) and both run the DDL.
+// A transaction-scoped advisory lock, taken before anything is read, makes them take turns; it
+// also keeps concurrent CREATE TABLE IF NOT EXISTS apart, which PostgreSQL does not make
+// atomic. SQLite's BEGIN IMMEDIATE already serialises the transactions.
+constexpr std::int64_t kMigrationLockKey = 0x656d736e6f6465;  // "emsnode"
+
+void serialise_migrations(const Database& database, Transaction& tx) {
+  if (database.backend() != "postgresql") return;
+  tx.query("SELECT pg_advisory_xact_lock(?)", {kMigrationLockKey});
+}
+
 int read_version(Transaction& tx, std::string_view component) {
   const Rows rows =
       tx.query("SELECT version FROM schema_versions WHERE component = ?", {std::string(component)});
@@ -55,6 +67,7 @@ SchemaState inspect(Database& database, std::string_view component, int binary_v
   SchemaState state;
   state.binary_version = binary_version;
   database.transaction([&](Transaction& tx) {
+    serialise_migrations(database, tx);
     tx.exec(kCreateVersionsTable);
     state.db_version = read_version(tx, component);
   });
@@ -81,6 +94,7 @@ void migrate(Database& database, std::string_view component,
     const Migration& step = migrations[static_cast<std::size_t>(version) - 1];
     bool applied = false;
     database.transaction([&](Transaction& tx) {
+      serialise_migrations(database, tx);
       // Re-read under the write lock: another node may have applied this step (or more) since.
       const int db_version = read_version(tx, component);
       if (db_version > binary_version) {

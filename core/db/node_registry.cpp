@@ -117,8 +117,8 @@ bool NodeRegistry::remove(std::string_view id) {
 std::vector<RegisteredNode> NodeRegistry::list() {
   std::vector<RegisteredNode> nodes;
   const std::int64_t now = database_.now_ms();
-  for (const Row& row :
-       database_.query(std::string("SELECT ") + kColumns + " FROM nodes ORDER BY id")) {
+  for (const Row& row : database_.query(std::string("SELECT ") + kColumns +
+                                        " FROM nodes ORDER BY id COLLATE \"C\"")) {
     RegisteredNode node{read_record(row), 0};
     node.seen_ms_ago = now - node.record.last_seen_ms;
     nodes.push_back(std::move(node));

@@ -30,8 +30,8 @@ std::optional<std::string> Settings::get(std::string_view key) {
 
 std::vector<Setting> Settings::list() {
   std::vector<Setting> settings;
-  for (const Row& row : database_.query(
-           "SELECT key, value, updated_at_ms, updated_by, epoch FROM settings ORDER BY key")) {
+  for (const Row& row : database_.query("SELECT key, value, updated_at_ms, updated_by, epoch FROM "
+                                        "settings ORDER BY key COLLATE \"C\"")) {
     settings.push_back({row.text(0), row.text(1), row.integer(2), row.text(3),
                         static_cast<std::uint64_t>(row.integer(4))});
   }

@@ -50,27 +50,6 @@ using StatementHandle = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
 constexpr const char* kNowSql =
     "SELECT CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)";
 
-// The start of a statement, for error messages: enough to recognise it, never a whole script.
-std::string sql_head(std::string_view sql) {
-  constexpr std::size_t kMaxWords = 4;
-  constexpr std::size_t kMaxChars = 48;
-  const auto is_space = [](char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; };
-  std::string head;
-  std::size_t words = 0;
-  std::size_t i = 0;
-  for (;;) {
-    while (i < sql.size() && is_space(sql[i])) ++i;
-    if (i == sql.size()) return head;
-    if (words == kMaxWords || head.size() >= kMaxChars) return head + " ...";
-    std::size_t end = i;
-    while (end < sql.size() && !is_space(sql[end])) ++end;
-    if (!head.empty()) head += ' ';
-    head.append(sql.substr(i, std::min(end - i, kMaxChars)));
-    ++words;
-    i = end;
-  }
-}
-
 // Failures that mean this node cannot use the database at all, however often it retries the
 // statement: the file cannot be opened, is read-only, or the disk failed or is full. The role
 // manager turns them into `db_unreachable` (and an active self-fences).
@@ -87,6 +66,13 @@ bool is_unreachable(int code) {
     default:
       return false;
   }
+}
+
+int compare_bytes(void*, int left_size, const void* left, int right_size, const void* right) {
+  const int common =
+      std::memcmp(left, right, static_cast<std::size_t>(std::min(left_size, right_size)));
+  if (common != 0) return common;
+  return left_size < right_size ? -1 : (left_size > right_size ? 1 : 0);
 }
 
 struct NetworkFilesystem {
@@ -152,6 +138,7 @@ class SqliteDatabase final : public Database {
 
   std::string_view backend() const override { return "sqlite"; }
   std::string describe() const override { return path_; }
+  void interrupt() override { sqlite3_interrupt(connection_.get()); }
 
   // Checks that the file is writable and sets the connection's durability and integrity.
   void configure() {
@@ -411,6 +398,10 @@ std::unique_ptr<Database> open_sqlite(const std::string& path, const SqliteOptio
     throw UnreachableError(path + ": cannot open: " + reason);
   }
   sqlite3_busy_timeout(connection.get(), static_cast<int>(options.busy_timeout_ms));
+  // COLLATE "C" orders text by its bytes on PostgreSQL, whatever the database's locale; SQLite
+  // gets a collation of that name that does the same (its BINARY), so that portable SQL can ask
+  // for byte order on both backends.
+  sqlite3_create_collation_v2(connection.get(), "C", SQLITE_UTF8, nullptr, &compare_bytes, nullptr);
   auto database = std::make_unique<SqliteDatabase>(path, std::move(connection), options);
   database->configure();
   return database;

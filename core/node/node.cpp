@@ -2,6 +2,7 @@
 
 #include <condition_variable>
 #include <csignal>
+#include <cstdio>
 #include <functional>
 #include <mutex>
 #include <random>
@@ -14,9 +15,9 @@
 #include "admin/store_model.hpp"
 #include "db/file_lock.hpp"
 #include "db/node_registry.hpp"
+#include "db/postgres_database.hpp"
 #include "db/schema.hpp"
 #include "db/settings.hpp"
-#include "db/sqlite_database.hpp"
 #include "host/plugin_host.hpp"
 #include "metrics/metrics.hpp"
 #include "role/lease_store.hpp"
@@ -53,6 +54,98 @@ std::string random_instance_id() {
     id += kHex[b & 15];
   }
   return id;
+}
+
+bool is_postgres(const config::NodeConfig& config) {
+  return config.database.backend == "postgresql";
+}
+
+db::PostgresOptions postgres_options(const config::DatabaseConfig& database) {
+  db::PostgresOptions options;
+  options.url = database.url;
+  if (database.password) options.password = database.password->reveal();
+  options.connect_timeout = database.connect_timeout;
+  options.statement_timeout = database.statement_timeout;
+  options.sslmode = database.sslmode;
+  options.sslrootcert = database.sslrootcert.string();
+  return options;
+}
+
+// A connection to the configured database. PostgreSQL connects at its first call, so this does
+// not fail when the server is down.
+std::unique_ptr<db::Database> open_database(const config::NodeConfig& config) {
+  if (is_postgres(config)) return db::open_postgres(postgres_options(config.database));
+  return db::open_sqlite(config.database.path.string(),
+                         db::SqliteOptions{config.database.busy_timeout.count()});
+}
+
+// Where the lock files of this node live: beside the SQLite file, which all nodes of the host
+// share. With PostgreSQL, in the temporary folder under a name derived from the database, so that
+// a node's identity lock (node-<id>) means what it means on SQLite: no other process of this host
+// runs under this id on this database.
+std::string lock_base(const config::NodeConfig& config, const db::Database& database) {
+  if (!is_postgres(config)) return config.database.path.string();
+  std::uint64_t hash = 14695981039346656037ull;  // FNV-1a: stable across builds and hosts
+  for (const unsigned char c : database.describe()) hash = (hash ^ c) * 1099511628211ull;
+  char name[32];
+  std::snprintf(name, sizeof name, "emsnode-%016llx", static_cast<unsigned long long>(hash));
+  return (std::filesystem::temp_directory_path() / name).string();
+}
+
+// Until the database answers, a node whose PostgreSQL server is down at start-up is passive with
+// reason db_unreachable, and says so on its admin endpoint; it finishes starting (schema,
+// registry, plugins) once the server is back. The nodes of a cluster must come up in any order.
+// Returns false when the node was asked to stop first.
+bool await_database(db::Database& database, const config::NodeConfig& config,
+                    std::string_view version, boost::asio::io_context& events,
+                    const bool& stop_requested, const log::Logger& log) {
+  std::string reason;
+  const auto reachable = [&] {
+    try {
+      database.now_ms();
+      return true;
+    } catch (const db::UnreachableError& e) {
+      reason = e.what();
+      return false;
+    }
+  };
+  if (reachable()) return true;
+  log.warning("db.unreachable_at_start", {{"database", database.describe()}, {"reason", reason}});
+  const auto refuse = [&]() -> void {
+    throw admin::OperationError::unavailable("the database is unreachable: " + reason);
+  };
+  admin::Model model;
+  model.status = [&] {
+    admin::StatusView view;
+    view.node_id = config.node_id;
+    view.version = std::string(version);
+    view.role = std::string(role::role_name(role::Role::passive));
+    view.not_active_reason = std::string(role::reason::kDbUnreachable);
+    return view;
+  };
+  model.is_active = [] { return false; };
+  model.metrics_text = [] { return std::string(); };
+  model.switchover = [&](std::optional<std::string>) { refuse(); };
+  model.pause = refuse;
+  model.resume = refuse;
+  model.settings = [&]() -> std::vector<admin::Setting> {
+    refuse();
+    return {};
+  };
+  model.set_setting = [&](const std::string&, const std::string&) { refuse(); };
+  std::optional<std::string> token;
+  if (config.admin.token) token = config.admin.token->reveal();
+  admin::AdminServer admin(config.admin.listen, token, std::move(model));
+  admin.start();
+  for (;;) {
+    events.poll();
+    if (stop_requested) return false;
+    std::this_thread::sleep_for(config.role.poll_interval);
+    if (reachable()) break;
+  }
+  log.info("db.reachable", {{"database", database.describe()}});
+  admin.stop();
+  return true;
 }
 
 // Creates or upgrades the schema when this node may; a node that may not waits as passive until
@@ -228,7 +321,15 @@ admin::StatusView status_view(const config::NodeConfig& config, std::string_view
                                                  std::string(role::role_name(t.to)), t.reason,
                                                  t.epoch, admin::iso8601_utc(t.at)};
   }
-  for (const db::RegisteredNode& node : registry.list()) {
+  // The node's own state is known without the database; the registry is not while the database
+  // cannot be reached, and status must still answer then (it is how db_unreachable is seen).
+  std::vector<db::RegisteredNode> nodes;
+  try {
+    nodes = registry.list();
+  } catch (const db::UnreachableError& e) {
+    log::Logger("main").debug("node.status_without_registry", {{"reason", e.what()}});
+  }
+  for (const db::RegisteredNode& node : nodes) {
     const db::NodeRecord& r = node.record;
     view.nodes.push_back({r.id, r.address, r.admin_address, r.version, r.backup_dir, r.role,
                           r.reason, r.paused, node.seen_ms_ago});
@@ -269,6 +370,17 @@ log::Settings log_settings(const config::NodeConfig& config) {
 }
 
 void check_config(const config::NodeConfig& config) {
+  if (is_postgres(config)) {
+    try {
+      db::describe_postgres_url(config.database.url);
+    } catch (const std::invalid_argument& e) {
+      const std::string problem = std::string("[database] url: ") + e.what();
+      if (const auto where = config.values.source("database.url")) {
+        throw config::ConfigError::at(*where, config.file.string(), problem);
+      }
+      throw config::ConfigError(config.file.string(), 1, 1, problem);
+    }
+  }
   const std::string problem = role::check_timers(timers_of(config.role));
   if (problem.empty()) return;
   const auto where = config.values.source("role.lease_ttl");
@@ -293,27 +405,33 @@ int run(const config::NodeConfig& config, std::string_view version) {
     });
   };
   await_reopen();
+  bool stop_requested = false;
   stop_signals.async_wait([&](const boost::system::error_code& error, int signal) {
     if (error) return;
+    stop_requested = true;
     log.info("node.stopping", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}});
     reopen_signal.cancel();
   });
 
   std::filesystem::create_directories(config.data_dir);
   std::filesystem::create_directories(config.backup_dir);
-  const std::string db_path = config.database.path.string();
-  const db::SqliteOptions db_options{config.database.busy_timeout.count()};
-  const auto database = db::open_sqlite(db_path, db_options);
+  const auto database = open_database(config);
   // The lease gets a connection of its own: a connection runs one transaction at a time, and a
   // plugin's long transaction must never hold up a renewal until the node fences itself.
-  const auto lease_database = db::open_sqlite(db_path, db_options);
+  const auto lease_database = open_database(config);
+  if (!await_database(*database, config, version, events, stop_requested, log)) {
+    log.info("node.stopped", {{"node", config.node_id}});
+    log::flush();
+    return 0;
+  }
   prepare_schema(*database, config, log);
   const auto file_store = open_file_store(*database, config, config.store.backend);
   StoreJanitor janitor(*file_store, log);
 
   // The kernel drops this lock when the process dies: holding it proves that no other process on
   // this host runs under our id, so a restart right after a crash is not taken for a duplicate.
-  const auto identity = db::FileLock::try_lock(db::lock_path(db_path, "node-" + config.node_id));
+  const auto identity =
+      db::FileLock::try_lock(db::lock_path(lock_base(config, *database), "node-" + config.node_id));
   db::NodeRegistry registry(*database);
   const std::string instance = random_instance_id();
   db::NodeRecord record;
@@ -343,10 +461,18 @@ int run(const config::NodeConfig& config, std::string_view version) {
     plugins.stop_all(deadline);
     plugins.set_epoch(0);
   };
+  actions.fence = [&] {
+    plugins.set_epoch(0);   // the plugins' next writes are refused without asking the database
+    database->interrupt();  // and one already waiting on an unreachable server gives up now
+  };
+  // The same-host fast path exists only for SQLite, whose nodes all run on one host.
+  std::optional<std::filesystem::path> fast_path_lock;
+  if (!is_postgres(config)) {
+    fast_path_lock = db::lock_path(lock_base(config, *database), "active.lock");
+  }
   role::RoleManager role(*lease_database, nullptr, config.node_id, timers_of(config.role),
-                         hooks_of(config.role), std::move(actions),
-                         db::lock_path(db_path, "active.lock"), SchemaBlocker(*lease_database),
-                         *metrics);
+                         hooks_of(config.role), std::move(actions), fast_path_lock,
+                         SchemaBlocker(*lease_database), *metrics);
 
   admin::Model model;
   model.status = [&] { return status_view(config, version, role, plugins, registry); };

@@ -36,6 +36,10 @@
 //    share). A wall-clock step forward shortens every lease, so a peer may take over while the old
 //    active still trusts its own monotonic deadline; the old active's writes still fail, since
 //    Database::fenced() checks the expiry on the same clock. A step backward only delays takeover.
+//    PostgreSQL: the server's clock (clock_timestamp(), which moves within a transaction), one
+//    clock for nodes on every host.
+// 7. A release's notification (PostgreSQL NOTIFY) only makes passives look sooner; they decide on
+//    the row, as after any poll. A lost notification costs one poll_interval, never safety.
 #include "role/lease_store.hpp"
 
 #include <string>
@@ -160,6 +164,9 @@ bool SqlLeaseStore::release(std::string_view node_id, std::uint64_t epoch) {
   database_.transaction([&](db::Transaction& tx) {
     const std::int64_t now = database_.now_ms();
     changed = tx.exec(kRelease, {now, std::string(node_id), static_cast<std::int64_t>(epoch)});
+    // Delivered on commit, after the row says the lease is free (and, after a switchover, whom
+    // it is reserved for: the reservation was committed before).
+    if (changed == 1) tx.notify(kLeaseChannel);
   });
   return changed == 1;
 }

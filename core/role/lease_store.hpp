@@ -15,6 +15,10 @@
 
 namespace emsnode::role {
 
+// The channel a release is announced on (Database::listen): passives waiting on it try to take
+// the lease at once instead of at their next poll.
+constexpr std::string_view kLeaseChannel = "emsnode_lease";
+
 struct AcquireResult {
   bool acquired = false;
   std::uint64_t epoch = 0;  // ours, when acquired
@@ -42,8 +46,8 @@ class LeaseStore {
   virtual bool renew(std::string_view node_id, std::uint64_t epoch, std::chrono::milliseconds ttl,
                      bool have_os_lock) = 0;
 
-  // Ends our lease now (expiry = now, os_lock = 0), so a peer may take it at once. False (and
-  // nothing changed) when it was no longer ours.
+  // Ends our lease now (expiry = now, os_lock = 0), so a peer may take it at once, and wakes the
+  // passives listening on kLeaseChannel. False (and nothing changed) when it was no longer ours.
   virtual bool release(std::string_view node_id, std::uint64_t epoch) = 0;
 
   // Switchover --to: until now + `duration`, only `to` may acquire the lease (after we release

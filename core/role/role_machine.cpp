@@ -302,6 +302,11 @@ void RoleMachine::on_released(TimePoint now, std::uint64_t epoch, bool released)
   tick(now);
 }
 
+void RoleMachine::on_release_notified(TimePoint now) {
+  if (phase_ == Phase::passive) next_acquire_at_ = std::min(next_acquire_at_, now);
+  tick(now);
+}
+
 void RoleMachine::pause(TimePoint now) {
   if (paused_ || phase_ == Phase::stopped) return;
   check_deadline(now);

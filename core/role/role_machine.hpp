@@ -109,6 +109,9 @@ class RoleMachine {
   void on_promotion_result(TimePoint now, std::uint64_t epoch, const PromotionOutcome& outcome);
   void on_demoted(TimePoint now, std::uint64_t epoch);
   void on_released(TimePoint now, std::uint64_t epoch, bool released);
+  // A peer announced that it released the lease (PostgreSQL NOTIFY): a passive tries to take it
+  // now rather than at its next poll. Changes nothing else; the lease row decides.
+  void on_release_notified(TimePoint now);
 
   void pause(TimePoint now);
   void resume(TimePoint now);

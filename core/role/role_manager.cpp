@@ -5,6 +5,9 @@
 //   db       one lease call at a time (acquire, renew, release), results posted back to control
 //   hooks    pre_promote hooks + Actions::promote + post_promote hooks, graceful demotions,
 //            post_demote hooks (in order, one at a time)
+// and a fourth where the backend has notifications (PostgreSQL):
+//   listen   waits on its own connection for a peer's release and pokes the machine, so that a
+//            passive takes a released lease at once instead of at its next poll
 //
 // Actions::promote and Actions::demote never overlap: both run under actions_mutex_, taken by
 // the hook thread (promotion, graceful demotion) and by the control thread (fence). A fence that
@@ -138,6 +141,7 @@ class RoleManager::Impl final : public MachineEnv {
             metrics.histogram("emsnode_lease_renew_seconds", "Time one lease renewal took", {},
                               {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5})),
         timer_(control_io_),
+        listener_(database.listen(kLeaseChannel)),
         machine_(node_id_, timers_, lock_path_.has_value(), *this) {
     for (std::size_t i = 0; i < kRoles.size(); ++i) {
       role_gauges_[i] = &metrics.gauge("emsnode_role", "1 for this node's current role, else 0",
@@ -156,6 +160,7 @@ class RoleManager::Impl final : public MachineEnv {
     hook_work_.emplace(hook_io_.get_executor());
     db_thread_ = std::thread([this] { db_io_.run(); });
     hook_thread_ = std::thread([this] { hook_io_.run(); });
+    if (listener_) listen_thread_ = std::thread([this] { listen_for_releases(); });
     boost::asio::post(control_io_,
                       [this] { handle([this](TimePoint now) { machine_.start(now); }); });
     control_thread_ = std::thread([this] {
@@ -178,6 +183,8 @@ class RoleManager::Impl final : public MachineEnv {
                         [this] { handle([this](TimePoint now) { machine_.stop(now); }); });
       control_thread_.join();
       control_thread_id_.store(std::thread::id());  // ids are reused by later threads
+      listening_.store(false);
+      if (listen_thread_.joinable()) listen_thread_.join();
       // The workers finish what is queued (post_demote hooks, a late renewal), then exit.
       db_work_.reset();
       db_thread_.join();
@@ -301,6 +308,7 @@ class RoleManager::Impl final : public MachineEnv {
     std::lock_guard lock(actions_mutex_);
     if (promotable_epoch_ == epoch) promotable_epoch_ = 0;
     if (serving_ && promoted_epoch_ == epoch) {
+      if (actions_.fence) actions_.fence();
       call_demote(budget);
       serving_ = false;
     }
@@ -352,6 +360,8 @@ class RoleManager::Impl final : public MachineEnv {
  private:
   using WorkGuard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
   enum class Lifecycle { created, running, stopped };
+  // How long the listen thread waits at a time: it checks for stop() in between.
+  static constexpr milliseconds kListenSlice{200};
 
   // Runs `body(now)` as one machine event on the control thread and returns its answer. Before
   // start() the caller's thread owns the machine and runs it directly.
@@ -472,6 +482,25 @@ class RoleManager::Impl final : public MachineEnv {
     }
   }
 
+  // On the listen thread, until stop(). A notification only wakes the machine; what it does next
+  // depends on the lease row, so a lost notification costs one poll_interval at most.
+  void listen_for_releases() {
+    bool failing = false;
+    while (listening_.load()) {
+      try {
+        if (listener_->wait(kListenSlice)) {
+          deliver([this](TimePoint now) { machine_.on_release_notified(now); });
+        }
+        failing = false;
+      } catch (const std::exception& error) {
+        // The lease calls report the database's state; the listener only says it once.
+        if (!failing) log_.warning("lease.listen_failed", {{"error", error.what()}});
+        failing = true;
+        std::this_thread::sleep_for(std::min(timers_.poll_interval, kListenSlice));
+      }
+    }
+  }
+
   // On the hook thread.
   void run_promotion(std::uint64_t epoch, const std::string& why) {
     {
@@ -557,10 +586,14 @@ class RoleManager::Impl final : public MachineEnv {
   std::optional<WorkGuard> db_work_;
   std::optional<WorkGuard> hook_work_;
   boost::asio::steady_timer timer_;
+  // The listen thread's: nullptr when the backend has no notifications (SQLite).
+  const std::unique_ptr<db::Listener> listener_;
   std::thread control_thread_;
   std::thread db_thread_;
   std::thread hook_thread_;
   std::atomic<std::thread::id> control_thread_id_{};
+  std::thread listen_thread_;
+  std::atomic<bool> listening_{true};
 
   RoleMachine machine_;                  // the control thread's (the caller's before start())
   std::optional<db::FileLock> os_lock_;  // the control thread's

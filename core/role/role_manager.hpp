@@ -115,6 +115,10 @@ struct RoleStatus {
 struct Actions {
   std::function<void(std::uint64_t epoch)> promote;
   std::function<void(std::chrono::milliseconds deadline)> demote;
+  // Called just before demote when the node fences itself (the lease may be another node's
+  // already): what still waits on the database for the plugins can only fail, so make it fail
+  // now rather than hold up their stop. Must be quick.
+  std::function<void()> fence;
 };
 
 class LeaseStore;
@@ -122,7 +126,9 @@ class LeaseStore;
 // The node's role manager: a control thread (Boost.Asio) runs the state machine (RoleMachine,
 // role_machine.hpp) and its timers; lease calls run on a database worker thread, so a stuck
 // database call never delays the self-fence; hooks and Actions run on a hook thread, and the
-// lease keeps being renewed while they run. Actions::demote also runs on the control thread when
+// lease keeps being renewed while they run. Where the database has notifications (PostgreSQL),
+// a listen thread on a connection of its own wakes a passive as soon as a peer releases the
+// lease (Database::listen, kLeaseChannel). Actions::demote also runs on the control thread when
 // it fences; Actions::promote and Actions::demote never run at the same time. Metrics:
 //   emsnode_role{role="starting|passive|active|stopping"}  gauge, 1 for the current role
 //   emsnode_lease_epoch                                    gauge, the lease's epoch as last seen

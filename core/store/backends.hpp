@@ -14,6 +14,9 @@ namespace emsnode::store {
 // Content moves in chunks of this size: the unit of reads and writes on the share, one row of
 // store_blob_chunks, and so the bound of what any operation holds in memory per file.
 inline constexpr std::size_t kChunkBytes = std::size_t{1} << 20;
+// Chunks a transfer has in flight at once (HashedChunks): enough for the hasher and the I/O to
+// keep each other busy through uneven steps, few enough to keep memory flat.
+inline constexpr std::size_t kChunksInFlight = 4;
 
 // The log component "store".
 const log::Logger& store_log();

@@ -19,13 +19,20 @@
 #include "store/backends.hpp"
 #include "store/catalog.hpp"
 #include "store/crypto.hpp"
+#include "store/streaming.hpp"
 
 namespace emsnode::store {
 namespace {
 
-// Chunks per write transaction: bounds both the memory of a put and how long it holds the
-// database's write lock.
-constexpr std::size_t kBatchChunks = 4;
+// Chunks deleted per transaction: bounds how long a deletion holds the database's write lock.
+constexpr std::size_t kDeleteChunks = 16;
+// How much of a local file one put transaction writes, and for how long at most. Each commit
+// costs fsyncs of the WAL and, once it outgrows wal_autocheckpoint, a checkpoint with an fsync
+// of the database file: a few megabytes per transaction made a put fsync-bound (four fsyncs per
+// 4 MiB). The time bound keeps the write lock short next to the lease's renew_interval (400 ms
+// by default), so that a renewal never waits long behind a large file.
+constexpr std::uint64_t kBatchBytes = std::uint64_t{64} << 20;
+constexpr std::chrono::milliseconds kBatchTime{100};
 // How long a released blob stays for readers that were streaming it when it was replaced.
 constexpr std::chrono::minutes kReleasedGrace{10};
 
@@ -36,49 +43,66 @@ class BlobStore final : public FileStore {
 
   std::string_view backend() const override { return kBlobBackend; }
 
-  FileInfo put(std::string_view key, std::istream& in, const Writer& writer) override {
+  FileInfo put_from(std::string_view key, Source& in, const Writer& writer) override {
     check_key(key);
     const std::string what = "store: put " + std::string(key);
     const std::string blob_id = random_id();
-    Sha256 sha;
+    HashedChunks hashed(kChunkBytes, kChunksInFlight);
     std::uint64_t size = 0;
+    bool done = false;
+    // Reads the next chunk into the ring and hands it to the hasher; null at the end.
+    const auto read_chunk = [&]() -> std::string* {
+      if (done) return nullptr;
+      std::string& chunk = hashed.next();
+      const std::size_t got = in.read(chunk.data(), kChunkBytes);
+      done = got < kChunkBytes;
+      if (got == 0) return nullptr;
+      chunk.resize(got);
+      hashed.hash(got);
+      size += got;
+      return &chunk;
+    };
     Catalog::Published published;
     try {
       bool created = false;  // the blob's row, written with the first batch
       std::int64_t next_seq = 0;
-      bool done = false;
       while (!done) {
-        // The batch is read before its transaction: the write lock must not wait for a slow input.
-        std::vector<std::string> chunks;
-        while (chunks.size() < kBatchChunks && !done) {
-          std::string chunk(kChunkBytes, '\0');
-          in.read(chunk.data(), static_cast<std::streamsize>(kChunkBytes));
-          chunk.resize(static_cast<std::size_t>(in.gcount()));
-          if (in.bad()) throw StoreError(what + ": reading the input failed");
-          done = !in;
-          if (chunk.empty()) continue;
-          sha.update(chunk.data(), chunk.size());
-          size += chunk.size();
-          chunks.push_back(std::move(chunk));
+        // What a batch starts with is read before its transaction: the write lock must not wait
+        // for a slow input. A local file is read on within the transaction (see kBatchBytes).
+        std::vector<std::string*> ready;
+        while (ready.size() < kChunksInFlight) {
+          std::string* const chunk = read_chunk();
+          if (!chunk) break;
+          ready.push_back(chunk);
         }
         with_database(what, [&] {
           database_.transaction([&](db::Transaction& tx) {
+            const auto started = std::chrono::steady_clock::now();
             if (!created) {
               tx.exec("INSERT INTO store_blobs (blob_id, created_at_ms, complete) VALUES (?, ?, 0)",
                       {blob_id, database_.now_ms()});
             }
             std::int64_t seq = next_seq;
-            for (std::string& chunk : chunks) {
-              tx.exec("INSERT INTO store_blob_chunks (blob_id, seq, data) VALUES (?, ?, ?)",
-                      {blob_id, seq++, db::Blob{std::move(chunk)}});
+            std::uint64_t batch_bytes = 0;
+            for (std::string* chunk : ready) {
+              insert_chunk(tx, blob_id, seq++, *chunk);
+              batch_bytes += chunk->size();
+            }
+            while (in.local() && batch_bytes < kBatchBytes &&
+                   std::chrono::steady_clock::now() - started < kBatchTime) {
+              std::string* const chunk = read_chunk();
+              if (!chunk) break;
+              insert_chunk(tx, blob_id, seq++, *chunk);
+              batch_bytes += chunk->size();
             }
             if (done) tx.exec("UPDATE store_blobs SET complete = 1 WHERE blob_id = ?", {blob_id});
+            next_seq = seq;
           });
         });
         created = true;
-        next_seq += static_cast<std::int64_t>(chunks.size());
       }
-      published = catalog_.publish(writer, key, size, sha.hex(), blob_id, [&](db::Transaction& tx) {
+      const std::string sha256 = hashed.hex();
+      published = catalog_.publish(writer, key, size, sha256, blob_id, [&](db::Transaction& tx) {
         const db::Rows rows =
             tx.query("SELECT complete FROM store_blobs WHERE blob_id = ?", {blob_id});
         if (rows.empty() || rows.front().integer(0) != 1) {
@@ -95,15 +119,21 @@ class BlobStore final : public FileStore {
     return published.info;
   }
 
-  FileInfo get(std::string_view key, std::ostream& out) override {
+  FileInfo get_into(std::string_view key, Sink& out) override {
     check_key(key);
     const Entry entry = find(key);
     const std::uint64_t chunks = (entry.info.size + kChunkBytes - 1) / kChunkBytes;
-    Sha256 sha;
+    // The last few chunks' rows stay while the hasher reads them from where the query put them;
+    // the hasher, declared after them, is stopped before they go.
+    std::vector<db::Rows> in_flight(kChunksInFlight);
+    std::vector<std::uint64_t> tickets(kChunksInFlight);
+    BackgroundSha256 hashed;
     std::uint64_t size = 0;
     for (std::uint64_t seq = 0; seq < chunks; ++seq) {
-      // One chunk in memory at a time.
-      const db::Rows rows = with_database("store: get " + std::string(key), [&] {
+      const std::size_t slot = seq % in_flight.size();
+      if (tickets[slot] != 0) hashed.wait(tickets[slot]);
+      db::Rows& rows = in_flight[slot];
+      rows = with_database("store: get " + std::string(key), [&] {
         return database_.query("SELECT data FROM store_blob_chunks WHERE blob_id = ? AND seq = ?",
                                {entry.location, static_cast<std::int64_t>(seq)});
       });
@@ -111,16 +141,15 @@ class BlobStore final : public FileStore {
       const std::string& data = rows.front().blob(0);
       size += data.size();
       if (size > entry.info.size) break;  // reported below, before passing on extra bytes
-      sha.update(data.data(), data.size());
-      out.write(data.data(), static_cast<std::streamsize>(data.size()));
-      if (!out) throw StoreError("store: get " + std::string(key) + ": writing the output failed");
+      tickets[slot] = hashed.update(data.data(), data.size());
+      out.write(data.data(), data.size());
     }
     if (size != entry.info.size) {
       throw Corrupt("store: " + std::string(key) + " is corrupt: its blob " + entry.location +
                     " has " + (size > entry.info.size ? "more than " : "") + std::to_string(size) +
                     " bytes, the catalog says " + std::to_string(entry.info.size));
     }
-    const std::string digest = sha.hex();
+    const std::string digest = hashed.hex();
     if (digest != entry.info.sha256) {
       throw Corrupt("store: " + std::string(key) + " is corrupt: the SHA-256 of its blob " +
                     entry.location + " is " + digest + ", the catalog says " + entry.info.sha256);
@@ -184,6 +213,25 @@ class BlobStore final : public FileStore {
                   " of its blob " + entry.location + " is missing");
   }
 
+  // Inserts one chunk row. The chunk's buffer moves into the statement's parameters and back
+  // (whatever happens), without a copy: the hasher may still be reading it.
+  static void insert_chunk(db::Transaction& tx, const std::string& blob_id, std::int64_t seq,
+                           std::string& chunk) {
+    db::Params params;
+    params.reserve(3);
+    params.emplace_back(blob_id);
+    params.emplace_back(seq);
+    params.emplace_back(db::Blob{std::move(chunk)});
+    const auto give_back = [&] { chunk = std::move(std::get<db::Blob>(params[2]).bytes); };
+    try {
+      tx.exec("INSERT INTO store_blob_chunks (blob_id, seq, data) VALUES (?, ?, ?)", params);
+    } catch (...) {
+      give_back();
+      throw;
+    }
+    give_back();
+  }
+
   // Deletes the unreferenced blobs that match `condition` (one `?`, bound to `cutoff`).
   std::size_t collect(const std::string& condition, std::int64_t cutoff) {
     const db::Rows rows = with_database("store: collect garbage", [&] {
@@ -226,7 +274,7 @@ class BlobStore final : public FileStore {
           deleted = tx.exec(
               "DELETE FROM store_blob_chunks WHERE blob_id = ? AND seq IN "
               "(SELECT seq FROM store_blob_chunks WHERE blob_id = ? ORDER BY seq LIMIT ?)",
-              {blob_id, blob_id, static_cast<std::int64_t>(kBatchChunks * 4)});
+              {blob_id, blob_id, static_cast<std::int64_t>(kDeleteChunks)});
         });
       });
     }

@@ -40,12 +40,15 @@ std::optional<Entry> Catalog::find(std::string_view key) {
 std::vector<FileInfo> Catalog::list(std::string_view prefix) {
   check_prefix(prefix);
   return with_database("store: list " + std::string(prefix), [&] {
-    // substr() counts characters on both backends, hence the prefix's length in code points; it
-    // needs no escaping, unlike LIKE with '_' and '%' in keys.
-    const db::Rows rows = database_.query(
-        std::string("SELECT ") + kColumns +
-            " FROM store_files WHERE backend = ? AND substr(key, 1, ?) = ? ORDER BY key",
-        {backend_, static_cast<std::int64_t>(utf8_length(prefix)), std::string(prefix)});
+    // substr() and length() count characters on both backends, and need no escaping, unlike
+    // LIKE with '_' and '%' in keys; the database measures the prefix itself (PostgreSQL's
+    // substr takes a 32-bit length, which a bound 64-bit integer does not match). Keys list in
+    // byte order on both backends.
+    const db::Rows rows =
+        database_.query(std::string("SELECT ") + kColumns +
+                            " FROM store_files WHERE backend = ? AND substr(key, 1, length(?)) = ? "
+                            "ORDER BY key COLLATE \"C\"",
+                        {backend_, std::string(prefix), std::string(prefix)});
     std::vector<FileInfo> files;
     files.reserve(rows.size());
     for (const db::Row& row : rows) files.push_back(entry_of(row).info);

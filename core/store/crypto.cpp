@@ -1,7 +1,9 @@
 #include "store/crypto.hpp"
 
-#include <openssl/rand.h>
+#include <sys/random.h>
 
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 
 namespace emsnode::store {
@@ -42,9 +44,18 @@ std::string Sha256::hex() {
 }
 
 std::string random_id() {
+  // The kernel's generator rather than OpenSSL's RAND_bytes: as unpredictable, and without the
+  // few milliseconds RAND_bytes takes to set up its generator on first use in a process, which a
+  // short-lived process (the CLI, a one-file get) would otherwise pay on every run.
   unsigned char bytes[16];
-  if (RAND_bytes(bytes, sizeof bytes) != 1) {
-    throw std::runtime_error("OpenSSL: the random generator failed (RAND_bytes)");
+  for (std::size_t done = 0; done < sizeof bytes;) {
+    const ssize_t n = ::getrandom(bytes + done, sizeof bytes - done, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      throw std::runtime_error(std::string("the kernel's random generator failed (getrandom): ") +
+                               std::strerror(errno));
+    }
+    done += static_cast<std::size_t>(n);
   }
   return to_hex(bytes, sizeof bytes);
 }

@@ -1,4 +1,4 @@
-// SHA-256 of streamed content and random names, both from OpenSSL's libcrypto.
+// SHA-256 of streamed content (OpenSSL's libcrypto) and random names (the kernel's generator).
 #pragma once
 
 #include <openssl/evp.h>

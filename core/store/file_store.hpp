@@ -38,6 +38,9 @@ class Database;
 
 namespace emsnode::store {
 
+class Source;  // store/streaming.hpp
+class Sink;
+
 // A store failure an operator can act on: what, which key or path, and why.
 class StoreError : public std::runtime_error {
  public:
@@ -99,11 +102,11 @@ class FileStore {
   virtual std::string_view backend() const = 0;  // "share" or "blob"
 
   // Streams `in` to `key` and publishes it when complete. Returns what was published.
-  virtual FileInfo put(std::string_view key, std::istream& in, const Writer& writer) = 0;
+  FileInfo put(std::string_view key, std::istream& in, const Writer& writer);
   // Streams `key` to `out`, verifying size and SHA-256 as it goes; throws Corrupt (after the
   // last byte at the latest) on a mismatch. Callers that must not pass bad bytes on buffer to a
   // temporary file first: get_to_file() does.
-  virtual FileInfo get(std::string_view key, std::ostream& out) = 0;
+  FileInfo get(std::string_view key, std::ostream& out);
   virtual std::optional<FileInfo> stat(std::string_view key) = 0;
   // Every file whose key starts with `prefix` ("" for all), ordered by key.
   virtual std::vector<FileInfo> list(std::string_view prefix) = 0;
@@ -119,6 +122,12 @@ class FileStore {
   // place only once verified, so a corrupt file never appears at `path`.
   FileInfo put_file(std::string_view key, const std::string& path, const Writer& writer);
   FileInfo get_to_file(std::string_view key, const std::string& path);
+
+ protected:
+  // What the backends implement: put() and get() over a stream, and put_file() and get_to_file()
+  // over a file descriptor (read and written without a stream's buffer in between).
+  virtual FileInfo put_from(std::string_view key, Source& in, const Writer& writer) = 0;
+  virtual FileInfo get_into(std::string_view key, Sink& out) = 0;
 };
 
 // Opens the share backend on `share_dir` (a mounted network share). The first node to open a

@@ -63,12 +63,6 @@ bool is_valid_utf8(std::string_view text) {
   return true;
 }
 
-std::size_t utf8_length(std::string_view text) {
-  std::size_t count = 0;
-  for (const char c : text) count += (static_cast<unsigned char>(c) & 0xc0) != 0x80;
-  return count;
-}
-
 void check_prefix(std::string_view prefix) {
   if (prefix.find('\0') != std::string_view::npos || !is_valid_utf8(prefix)) {
     throw InvalidKey("invalid store key prefix: it must be UTF-8 text without NUL");

@@ -11,8 +11,6 @@ inline constexpr std::size_t kMaxKeyBytes = 1024;
 // Whether `text` is well-formed UTF-8 (no overlong forms, surrogates or code points past
 // U+10FFFF): the encoding both database backends store TEXT in.
 bool is_valid_utf8(std::string_view text);
-// The number of code points of well-formed UTF-8 `text`: SQL's substr() counts those.
-std::size_t utf8_length(std::string_view text);
 // Throws InvalidKey unless `prefix` ("" for all) is well-formed UTF-8 without NUL.
 void check_prefix(std::string_view prefix);
 

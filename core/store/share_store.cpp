@@ -21,6 +21,7 @@
 #include "store/catalog.hpp"
 #include "store/crypto.hpp"
 #include "store/posix_io.hpp"
+#include "store/streaming.hpp"
 
 namespace emsnode::store {
 namespace {
@@ -52,7 +53,13 @@ class TempFile {
   TempFile(const TempFile&) = delete;
   TempFile& operator=(const TempFile&) = delete;
 
-  void write(const char* data, std::size_t size) { write_all(fd_.get(), data, size, path_); }
+  // Writes and at once starts the writeback of what was written, so that close(durable) finds
+  // little left to flush.
+  void write(const char* data, std::size_t size) {
+    write_all(fd_.get(), data, size, path_);
+    start_writeback(fd_.get(), written_, size);
+    written_ += size;
+  }
   // Closes the file, first waiting until its content is on stable storage when `durable`.
   void close(bool durable) {
     if (durable) sync_file(fd_.get(), path_);
@@ -68,6 +75,7 @@ class TempFile {
  private:
   fs::path path_;
   Fd fd_;
+  std::uint64_t written_ = 0;
   bool renamed_ = false;
 };
 
@@ -106,28 +114,27 @@ class ShareStore final : public FileStore {
   std::string_view backend() const override { return kShareBackend; }
   const fs::path& changes_file() const { return changes_file_; }
 
-  FileInfo put(std::string_view key, std::istream& in, const Writer& writer) override {
+  FileInfo put_from(std::string_view key, Source& in, const Writer& writer) override {
     check_key(key);
     check_marker();
     const std::string id = random_id();
     const std::string shard = id.substr(0, 2);
     const std::string location = "objects/" + shard + "/" + id;
-    Sha256 sha;
+    std::string sha256;
     std::uint64_t size = 0;
     {
       TempFile temp(tmp_ / (id + ".part"));
-      const auto buffer = std::make_unique<char[]>(kChunkBytes);
+      // The chunk written is the chunk hashed, so the published checksum is that of the object.
+      HashedChunks chunks(kChunkBytes, kChunksInFlight);
       for (;;) {
-        in.read(buffer.get(), static_cast<std::streamsize>(kChunkBytes));
-        const auto got = static_cast<std::size_t>(in.gcount());
-        if (in.bad()) {
-          throw StoreError("store: put " + std::string(key) + ": reading the input failed");
-        }
-        sha.update(buffer.get(), got);
-        temp.write(buffer.get(), got);
+        std::string& chunk = chunks.next();
+        const std::size_t got = in.read(chunk.data(), kChunkBytes);
+        if (got == 0) break;
+        chunks.hash(got);
+        temp.write(chunk.data(), got);
         size += got;
-        if (!in) break;
       }
+      sha256 = chunks.hex();
       temp.close(/*durable=*/true);
       if (make_directory(objects_ / shard)) sync_directory(objects_);
       temp.rename_to(root_ / location);
@@ -135,7 +142,7 @@ class ShareStore final : public FileStore {
     Catalog::Published published;
     try {
       sync_directory(objects_ / shard);
-      published = catalog_.publish(writer, key, size, sha.hex(), location);
+      published = catalog_.publish(writer, key, size, sha256, location);
     } catch (...) {
       discard(location);
       throw;
@@ -147,7 +154,7 @@ class ShareStore final : public FileStore {
     return published.info;
   }
 
-  FileInfo get(std::string_view key, std::ostream& out) override {
+  FileInfo get_into(std::string_view key, Sink& out) override {
     check_key(key);
     check_marker();
     // A replace unlinks the old object right after its commit: a reader that read the old row
@@ -234,18 +241,19 @@ class ShareStore final : public FileStore {
   }
 
   // Streams the object to `out`, verifying it against the catalog's size and SHA-256.
-  static void stream(const Fd& fd, const Entry& entry, const fs::path& path, std::ostream& out) {
+  static void stream(const Fd& fd, const Entry& entry, const fs::path& path, Sink& out) {
     const std::string& key = entry.info.key;
-    const auto buffer = std::make_unique<char[]>(kChunkBytes);
-    Sha256 sha;
+    // Advice only: without it the reads are merely less far ahead of the transfer.
+    ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+    HashedChunks chunks(kChunkBytes, kChunksInFlight);
     std::uint64_t size = 0;
     for (;;) {
-      const std::size_t got = read_full(fd.get(), buffer.get(), kChunkBytes, path);
+      std::string& chunk = chunks.next();
+      const std::size_t got = read_full(fd.get(), chunk.data(), kChunkBytes, path);
       size += got;
       if (size > entry.info.size) break;  // reported below, before passing on extra bytes
-      sha.update(buffer.get(), got);
-      out.write(buffer.get(), static_cast<std::streamsize>(got));
-      if (!out) throw StoreError("store: get " + key + ": writing the output failed");
+      chunks.hash(got);
+      out.write(chunk.data(), got);
       if (got < kChunkBytes) break;
     }
     if (size != entry.info.size) {
@@ -253,7 +261,7 @@ class ShareStore final : public FileStore {
                     (size > entry.info.size ? "more than " : "") + std::to_string(size) +
                     " bytes, the catalog says " + std::to_string(entry.info.size));
     }
-    const std::string digest = sha.hex();
+    const std::string digest = chunks.hex();
     if (digest != entry.info.sha256) {
       throw Corrupt("store: " + key + " is corrupt: the SHA-256 of its object " + path.string() +
                     " is " + digest + ", the catalog says " + entry.info.sha256);
@@ -292,6 +300,10 @@ class ShareStore final : public FileStore {
   void initialise() {
     with_database("store: initialise the share " + root_.string(), [&] {
       database_.transaction([&](db::Transaction& tx) {
+        // Lock the row first: where transactions do not exclude each other from their start
+        // (PostgreSQL), a node must see the id a peer committed meanwhile, not the empty row of
+        // its own snapshot, before it looks at the marker.
+        tx.exec("UPDATE store_state SET store_id = store_id WHERE id = 1");
         const db::Row row = tx.query("SELECT store_id FROM store_state WHERE id = 1").front();
         if (!row.is_null(0)) {
           store_id_ = row.text(0);  // another node was first

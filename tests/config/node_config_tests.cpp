@@ -73,7 +73,9 @@ TEST_CASE("the embedded conf/node.toml loads with the values it documents") {
   CHECK(config.plugin_host.start_timeout == 10s);
   CHECK(config.plugin_host.stop_deadline == 5s);
 
-  REQUIRE(config.plugins.size() == 1);
+  REQUIRE(config.plugins.size() == 2);  // echo, and the message queue
+  CHECK(config.plugins[1].id == "mq");
+  CHECK(config.plugins[1].enabled);
   const auto& echo = config.plugins[0];
   CHECK(echo.id == "echo");
   CHECK(echo.enabled);
@@ -204,12 +206,53 @@ TEST_CASE("a per-component level for an unknown component is refused listing the
         R"(warning, error))");
 }
 
-TEST_CASE("backends that are not built yet are refused as not available in this build") {
-  CHECK(
-      refusal(with_node("[database]\nbackend = \"postgresql\"\n")).message() ==
-      R"([database] backend: "postgresql" is not available in this build yet (expected "sqlite"))");
+TEST_CASE("the database backend is sqlite or postgresql, and postgresql needs a url") {
   CHECK(refusal(with_node("[database]\nbackend = \"mysql\"\n")).message() ==
-        R"([database] backend: "mysql" is not a database backend (expected "sqlite"))");
+        R"([database] backend: "mysql" is not a database backend (expected "sqlite" or )"
+        R"("postgresql"))");
+  CHECK(refusal_line(with_node("[database]\nbackend = \"postgresql\"\n")) ==
+        "/etc/emsnode/node.toml:4:11: [database] backend = \"postgresql\" needs url (expected "
+        "the server's connection string, such as url = "
+        "\"postgresql://emsnode@db1:5432/emsnode\")");
+  CHECK(refusal_line(with_node("[database]\nbackend = \"postgresql\"\nurl = \"db1\"\n")) ==
+        "/etc/emsnode/node.toml:5:7: [database] url: \"db1\" is not a PostgreSQL connection "
+        "string (expected \"postgresql://user@host:port/dbname\" or keyword=value pairs such as "
+        "\"host=db1 dbname=emsnode user=emsnode\")");
+  CHECK_THAT(refusal_line(with_node("[database]\nbackend = \"postgresql\"\nurl = "
+                                    "\"postgresql://e@db1/e\"\nsslmode = \"strict\"\n")),
+             Catch::StartsWith("/etc/emsnode/node.toml:6:11: [database] sslmode:") &&
+                 Catch::Contains("verify-full"));
+  CHECK_THAT(refusal_line(with_node("[database]\nbackend = \"postgresql\"\nurl = "
+                                    "\"postgresql://e@db1/e\"\nstatement_timeout = \"1h\"\n")),
+             Catch::StartsWith("/etc/emsnode/node.toml:6:21: [database] statement_timeout:"));
+}
+
+TEST_CASE("a postgresql database takes its url, a secret password, timeouts and TLS settings") {
+  ScratchDir dir;
+  const auto password_file = dir.write("db-password", "s3cret\n");
+  const auto config = parse(with_node(
+      "[database]\nbackend = \"postgresql\"\nurl = \"postgresql://emsnode@db1:5432/emsnode\"\n"
+      "password_file = \"" +
+      password_file.string() +
+      "\"\nconnect_timeout = \"2s\"\nstatement_timeout = \"750ms\"\n"
+      "sslmode = \"verify-full\"\nsslrootcert = \"ca.pem\"\n"));
+  CHECK(config.database.backend == "postgresql");
+  CHECK(config.database.url == "postgresql://emsnode@db1:5432/emsnode");
+  REQUIRE(config.database.password);
+  CHECK(config.database.password->reveal() == "s3cret");
+  CHECK(to_display(*config.values.find("database.password")) == "<redacted>");
+  CHECK(config.database.connect_timeout == 2s);
+  CHECK(config.database.statement_timeout == 750ms);
+  CHECK(config.database.sslmode == "verify-full");
+  CHECK(config.database.sslrootcert == std::filesystem::path("/etc/emsnode/ca.pem"));
+
+  const auto defaults =
+      parse(with_node("[database]\nbackend = \"postgresql\"\nurl = "
+                      "\"host=db1 dbname=emsnode\"\n"));
+  CHECK_FALSE(defaults.database.password);
+  CHECK(defaults.database.connect_timeout == 5s);
+  CHECK(defaults.database.statement_timeout == 5s);
+  CHECK(defaults.database.sslmode == "prefer");
 }
 
 TEST_CASE("the store backend is a share or the blob table") {

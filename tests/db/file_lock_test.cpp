@@ -17,7 +17,7 @@ using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
 using emsnode::testing::TempDir;
 
-TEST_CASE("a file lock is refused to a second holder even in the same process") {
+TEST_CASE("a file lock is refused to a second holder even in the same process", "[sqlite]") {
   TempDir dir;
   const std::string path = (dir / "emsnode.db.active.lock").string();
   auto first = FileLock::try_lock(path);
@@ -27,7 +27,7 @@ TEST_CASE("a file lock is refused to a second holder even in the same process") 
   CHECK_FALSE(FileLock::try_lock(path));
 }
 
-TEST_CASE("a file lock is released by unlock and by its destructor") {
+TEST_CASE("a file lock is released by unlock and by its destructor", "[sqlite]") {
   TempDir dir;
   const std::string path = (dir / "x.lock").string();
   {
@@ -42,7 +42,7 @@ TEST_CASE("a file lock is released by unlock and by its destructor") {
   CHECK(FileLock::try_lock(path));
 }
 
-TEST_CASE("a moved file lock keeps the lock") {
+TEST_CASE("a moved file lock keeps the lock", "[sqlite]") {
   TempDir dir;
   const std::string path = (dir / "x.lock").string();
   FileLock moved = std::move(*FileLock::try_lock(path));
@@ -55,7 +55,7 @@ TEST_CASE("a moved file lock keeps the lock") {
   CHECK_FALSE(FileLock::try_lock(path));
 }
 
-TEST_CASE("a lock file is created readable by its owner only") {
+TEST_CASE("a lock file is created readable by its owner only", "[sqlite]") {
   TempDir dir;
   const std::string path = (dir / "x.lock").string();
   REQUIRE(FileLock::try_lock(path));
@@ -64,7 +64,7 @@ TEST_CASE("a lock file is created readable by its owner only") {
   CHECK((info.st_mode & 0777) == 0600);
 }
 
-TEST_CASE("a blocking lock waits until the holder releases it") {
+TEST_CASE("a blocking lock waits until the holder releases it", "[sqlite]") {
   TempDir dir;
   const std::string path = (dir / "x.lock").string();
   auto held = FileLock::try_lock(path);
@@ -81,7 +81,7 @@ TEST_CASE("a blocking lock waits until the holder releases it") {
   CHECK(acquired);
 }
 
-TEST_CASE("the kernel releases the lock of a process killed with SIGKILL") {
+TEST_CASE("the kernel releases the lock of a process killed with SIGKILL", "[sqlite]") {
   TempDir dir;
   const std::string path = (dir / "emsnode.db.active.lock").string();
   // flock --no-fork locks the file and then becomes `sleep`, so one process holds the lock.
@@ -94,7 +94,7 @@ TEST_CASE("the kernel releases the lock of a process killed with SIGKILL") {
   CHECK(FileLock::try_lock(path));
 }
 
-TEST_CASE("lock files are named after the database file") {
+TEST_CASE("lock files are named after the database file", "[sqlite]") {
   CHECK(lock_path("/var/lib/emsnode/emsnode.db", "active.lock") ==
         "/var/lib/emsnode/emsnode.db.active.lock");
   CHECK(lock_path("emsnode.db", "node-n1.lock") == "emsnode.db.node-n1.lock");
@@ -102,7 +102,7 @@ TEST_CASE("lock files are named after the database file") {
   CHECK_THROWS_AS(lock_path("emsnode.db", "a/b"), std::invalid_argument);
 }
 
-TEST_CASE("a lock file that cannot be created fails naming the file") {
+TEST_CASE("a lock file that cannot be created fails naming the file", "[sqlite]") {
   TempDir dir;
   const std::string path = (dir / "missing" / "x.lock").string();
   CHECK_THROWS_AS(FileLock::try_lock(path), std::system_error);

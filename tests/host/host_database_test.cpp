@@ -160,7 +160,9 @@ emsnode_status insert_item(emsnode_db_txn* txn, std::int64_t id) {
 TEST_CASE("values of every type round-trip through a fenced write and a read") {
   Plugin plugin;
   REQUIRE(plugin.migrate(kItems) == EMSNODE_OK);
-  const std::string utf8_with_nul("é\0x", 4);
+  // Text with a NUL byte inside is SQLite's alone: PostgreSQL's text cannot hold one.
+  const bool postgres = plugin.database().backend() == "postgresql";
+  const std::string utf8_with_nul = postgres ? std::string("é x", 4) : std::string("é\0x", 4);
   const db::Params values = {std::int64_t{-9007199254740993}, 2.5, utf8_with_nul,
                              db::Blob{std::string("\0\x01\xff", 3)}};
 
@@ -264,7 +266,9 @@ TEST_CASE("a failed statement spoils its transaction: nothing of it is written")
     second = insert_item(txn, 2);
     return EMSNODE_OK;  // as a plugin that ignores the failure would
   }) == EMSNODE_ERROR);
-  CHECK_THAT(first_error, Catch::StartsWith("db_exec: ") && Catch::Contains("UNIQUE"));
+  CHECK_THAT(first_error,
+             Catch::StartsWith("db_exec: ") &&
+                 (Catch::Contains("UNIQUE") || Catch::Contains("violates unique constraint")));
   CHECK(second == EMSNODE_ERROR);
   CHECK(plugin.last_error() == first_error);
   CHECK(plugin.count("t_direct_items") == 0);
@@ -437,9 +441,8 @@ TEST_CASE("a migration while another node holds the lease is fenced and applies 
   CHECK(plugin.migrate(kItems) == EMSNODE_FENCED);
   CHECK_THAT(plugin.last_error(), Catch::StartsWith("fenced: this node (node-a, epoch 7)"));
   CHECK(plugin.schema_version() == -1);
-  CHECK(plugin.database()
-            .query("SELECT name FROM sqlite_master WHERE name = 't_direct_items'")
-            .empty());
+  CHECK_THROWS_WITH(plugin.database().query("SELECT COUNT(*) FROM t_direct_items"),
+                    Catch::Contains("no such table") || Catch::Contains("does not exist"));
 }
 
 TEST_CASE("last_error belongs to the thread that made the failing call and clears on success") {

@@ -1,6 +1,8 @@
-// Clusters of real emsnode processes on one host, sharing a SQLite database: failover, fencing,
-// operator commands, hooks and refusals, as an operator would watch them (admin endpoint, CLI,
-// logs, the service port) with the default [role] timers.
+// Clusters of real emsnode processes on one host, sharing a database (SQLite, or PostgreSQL in the
+// pg: variant): failover, fencing, operator commands, hooks and refusals, as an operator would
+// watch them (admin endpoint, CLI, logs, the service port) with the default [role] timers. Tests
+// that reach into the SQLite file or its same-host fast path are tagged [sqlite]; those that stop
+// a PostgreSQL server under the nodes, [postgresql].
 #define CATCH_CONFIG_ENABLE_OPTIONAL_STRINGMAKER
 #include <catch2/catch.hpp>
 
@@ -13,6 +15,8 @@
 
 #include "integration/sqlite_file.hpp"
 #include "support/cluster.hpp"
+#include "support/private_postgres.hpp"
+#include "support/test_postgres.hpp"
 #include "support/unwritable.hpp"
 
 using namespace std::chrono_literals;
@@ -20,7 +24,9 @@ using emsnode::testing::Cluster;
 using emsnode::testing::echo_roundtrip;
 using emsnode::testing::eventually;
 using emsnode::testing::holds_for;
+using emsnode::testing::NodeDatabase;
 using emsnode::testing::NodeStatus;
+using emsnode::testing::PrivatePostgres;
 using emsnode::testing::read_file;
 using emsnode::testing::SqliteFile;
 using emsnode::testing::TempDir;
@@ -150,7 +156,8 @@ bool healthz_refuses(const Cluster& cluster, std::size_t i) {
 
 TEST_CASE("two nodes started together elect exactly one active") {
   TempDir dir;
-  Cluster cluster(EMSNODE_BINARY, dir, 2);
+  const NodeDatabase shared((dir / "cluster.db").string());
+  Cluster cluster(EMSNODE_BINARY, dir, shared.toml(), 2);
   cluster.start_all();
   const auto active = cluster.await_single_active();
   REQUIRE(active);
@@ -165,9 +172,11 @@ TEST_CASE("two nodes started together elect exactly one active") {
   CHECK(cluster.actives() == std::vector<std::size_t>{*active});
 }
 
-TEST_CASE("when the active is killed the passive takes over by the same-host fast path") {
+TEST_CASE("when the active is killed the passive takes over by the same-host fast path",
+          "[sqlite]") {
   TempDir dir;
-  Cluster cluster(EMSNODE_BINARY, dir, 2);
+  const NodeDatabase shared((dir / "cluster.db").string());
+  Cluster cluster(EMSNODE_BINARY, dir, shared.toml(), 2);
   cluster.start_all();
   const auto killed = cluster.await_single_active();
   REQUIRE(killed);
@@ -188,7 +197,8 @@ TEST_CASE("when the active is killed the passive takes over by the same-host fas
 
 TEST_CASE("a killed active started again stays passive and the new active keeps its epoch") {
   TempDir dir;
-  Cluster cluster(EMSNODE_BINARY, dir, 2);
+  const NodeDatabase shared((dir / "cluster.db").string());
+  Cluster cluster(EMSNODE_BINARY, dir, shared.toml(), 2);
   cluster.start_all();
   const auto killed = cluster.await_single_active();
   REQUIRE(killed);
@@ -217,7 +227,8 @@ TEST_CASE("a killed active started again stays passive and the new active keeps 
 
 TEST_CASE("SIGTERM on the active hands over in well under a second and exits 0") {
   TempDir dir;
-  Cluster cluster(EMSNODE_BINARY, dir, 2, own_echo_port);
+  const NodeDatabase shared((dir / "cluster.db").string());
+  Cluster cluster(EMSNODE_BINARY, dir, shared.toml(), 2, own_echo_port);
   cluster.start_all();
   const auto stopped = cluster.await_single_active();
   REQUIRE(stopped);
@@ -242,10 +253,12 @@ TEST_CASE("SIGTERM on the active hands over in well under a second and exits 0")
   CHECK(eventually([&] { return cluster.status(other).role == "active"; }, 2s));
 }
 
-TEST_CASE("a frozen active fences itself when it wakes and never writes under its old epoch") {
+TEST_CASE("a frozen active fences itself when it wakes and never writes under its old epoch",
+          "[sqlite]") {
   TempDir dir;
   // Ports of their own: a frozen process keeps its listening socket.
-  Cluster cluster(EMSNODE_BINARY, dir, 2, [](std::size_t i) {
+  const NodeDatabase shared((dir / "cluster.db").string());
+  Cluster cluster(EMSNODE_BINARY, dir, shared.toml(), 2, [](std::size_t i) {
     Cluster::NodeOptions options = own_echo_port(i);
     options.extra = kWriterPlugin;
     return options;
@@ -302,14 +315,16 @@ TEST_CASE("a frozen active fences itself when it wakes and never writes under it
         0);
 }
 
-TEST_CASE("an active that cannot write the database demotes and a node serves again once it can") {
+TEST_CASE("an active that cannot write the database demotes and a node serves again once it can",
+          "[sqlite]") {
   TempDir dir;
   const std::string unsupported = unwritable_unsupported(dir.path());
   if (!unsupported.empty()) {
     WARN("skipped: " << unsupported);
     return;
   }
-  Cluster cluster(EMSNODE_BINARY, dir, 2);
+  const NodeDatabase shared((dir / "cluster.db").string());
+  Cluster cluster(EMSNODE_BINARY, dir, shared.toml(), 2);
   cluster.start_all();
   const auto active = cluster.await_single_active();
   REQUIRE(active);
@@ -341,7 +356,8 @@ TEST_CASE("an active that cannot write the database demotes and a node serves ag
 
 TEST_CASE("a passive node refuses connections on its service port at once") {
   TempDir dir;
-  Cluster cluster(EMSNODE_BINARY, dir, 2, own_echo_port);
+  const NodeDatabase shared((dir / "cluster.db").string());
+  Cluster cluster(EMSNODE_BINARY, dir, shared.toml(), 2, own_echo_port);
   cluster.start_all();
   const auto active = cluster.await_single_active();
   REQUIRE(active);
@@ -360,7 +376,8 @@ TEST_CASE("a passive node refuses connections on its service port at once") {
 
 TEST_CASE("switchover through the CLI moves the role to the other node and fails on a passive") {
   TempDir dir;
-  Cluster cluster(EMSNODE_BINARY, dir, 2);
+  const NodeDatabase shared((dir / "cluster.db").string());
+  Cluster cluster(EMSNODE_BINARY, dir, shared.toml(), 2);
   cluster.start_all();
   const auto active = cluster.await_single_active();
   REQUIRE(active);
@@ -385,7 +402,8 @@ TEST_CASE("switchover through the CLI moves the role to the other node and fails
 
 TEST_CASE("switchover --to hands the role to the named node of three") {
   TempDir dir;
-  Cluster cluster(EMSNODE_BINARY, dir, 3);
+  const NodeDatabase shared((dir / "cluster.db").string());
+  Cluster cluster(EMSNODE_BINARY, dir, shared.toml(), 3);
   cluster.start(0);
   REQUIRE(cluster.await_active(0));
   cluster.start(1);
@@ -412,7 +430,8 @@ TEST_CASE("switchover --to hands the role to the named node of three") {
 
 TEST_CASE("a paused passive does not promote when the active dies but promotes once resumed") {
   TempDir dir;
-  Cluster cluster(EMSNODE_BINARY, dir, 2);
+  const NodeDatabase shared((dir / "cluster.db").string());
+  Cluster cluster(EMSNODE_BINARY, dir, shared.toml(), 2);
   cluster.start_all();
   const auto active = cluster.await_single_active();
   REQUIRE(active);
@@ -447,7 +466,8 @@ TEST_CASE("a paused passive does not promote when the active dies but promotes o
 
 TEST_CASE("pausing the active hands the role over to the other node") {
   TempDir dir;
-  Cluster cluster(EMSNODE_BINARY, dir, 2);
+  const NodeDatabase shared((dir / "cluster.db").string());
+  Cluster cluster(EMSNODE_BINARY, dir, shared.toml(), 2);
   cluster.start_all();
   const auto paused = cluster.await_single_active();
   REQUIRE(paused);
@@ -471,7 +491,8 @@ TEST_CASE("pausing the active hands the role over to the other node") {
 TEST_CASE("a pre_promote hook that exits 1 vetoes the promotion") {
   TempDir dir;
   const auto veto = write_script(dir, "hooks/veto.sh", "echo 'not on this node' >&2\nexit 1\n");
-  Cluster cluster(EMSNODE_BINARY, dir, 2, [&](std::size_t i) {
+  const NodeDatabase shared((dir / "cluster.db").string());
+  Cluster cluster(EMSNODE_BINARY, dir, shared.toml(), 2, [&](std::size_t i) {
     Cluster::NodeOptions options;
     if (i == 0) options.extra = hook_setting("pre_promote", veto);
     return options;
@@ -495,14 +516,16 @@ TEST_CASE("a pre_promote hook that exits 1 vetoes the promotion") {
 
 TEST_CASE(
     "a post_promote hook gets the promotion's epoch and reason and the node id in its "
-    "environment") {
+    "environment",
+    "[sqlite]") {
   TempDir dir;
   const auto seen = dir / "post_promote.env";
   const auto hook =
       write_script(dir, "hooks/record_env.sh",
                    "env | grep '^EMSNODE_' | sort > '" + seen.string() + ".tmp' && mv '" +
                        seen.string() + ".tmp' '" + seen.string() + "'\n");
-  Cluster cluster(EMSNODE_BINARY, dir, 2, [&](std::size_t i) {
+  const NodeDatabase shared((dir / "cluster.db").string());
+  Cluster cluster(EMSNODE_BINARY, dir, shared.toml(), 2, [&](std::size_t i) {
     Cluster::NodeOptions options;
     if (i == 1) options.extra = hook_setting("post_promote", hook);
     return options;
@@ -525,9 +548,11 @@ TEST_CASE(
   CHECK_THAT(env, Catch::Contains("EMSNODE_REASON=fast_path\n"));
 }
 
-TEST_CASE("a node older than the database's schema never becomes active (schema_newer)") {
+TEST_CASE("a node older than the database's schema never becomes active (schema_newer)",
+          "[sqlite]") {
   TempDir dir;
-  Cluster cluster(EMSNODE_BINARY, dir, 2, [](std::size_t i) {
+  const NodeDatabase shared((dir / "cluster.db").string());
+  Cluster cluster(EMSNODE_BINARY, dir, shared.toml(), 2, [](std::size_t i) {
     Cluster::NodeOptions options;
     options.migrate = i == 0;
     return options;
@@ -553,7 +578,8 @@ TEST_CASE("a node older than the database's schema never becomes active (schema_
 
 TEST_CASE("starting a second process with a running node's id fails and names that node") {
   TempDir dir;
-  Cluster cluster(EMSNODE_BINARY, dir, 1);
+  const NodeDatabase shared((dir / "cluster.db").string());
+  Cluster cluster(EMSNODE_BINARY, dir, shared.toml(), 1);
   cluster.start(0);
   REQUIRE(cluster.await_active(0));
 
@@ -573,7 +599,8 @@ TEST_CASE("starting a second process with a running node's id fails and names th
 
 TEST_CASE("starting a node with another node's backup dir fails and names that node") {
   TempDir dir;
-  Cluster cluster(EMSNODE_BINARY, dir, 1);
+  const NodeDatabase shared((dir / "cluster.db").string());
+  Cluster cluster(EMSNODE_BINARY, dir, shared.toml(), 1);
   cluster.start(0);
   REQUIRE(cluster.await_active(0));
 
@@ -591,7 +618,8 @@ TEST_CASE("starting a node with another node's backup dir fails and names that n
 
 TEST_CASE("cluster settings are set on the active and read on any node") {
   TempDir dir;
-  Cluster cluster(EMSNODE_BINARY, dir, 2);
+  const NodeDatabase shared((dir / "cluster.db").string());
+  Cluster cluster(EMSNODE_BINARY, dir, shared.toml(), 2);
   cluster.start_all();
   const auto active = cluster.await_single_active();
   REQUIRE(active);
@@ -615,7 +643,8 @@ TEST_CASE("cluster settings are set on the active and read on any node") {
 
 TEST_CASE("the active's metrics show its role and the lease and its plugins' metrics") {
   TempDir dir;
-  Cluster cluster(EMSNODE_BINARY, dir, 2);
+  const NodeDatabase shared((dir / "cluster.db").string());
+  Cluster cluster(EMSNODE_BINARY, dir, shared.toml(), 2);
   cluster.start_all();
   const auto active = cluster.await_single_active();
   REQUIRE(active);
@@ -651,4 +680,41 @@ TEST_CASE("the active's metrics show its role and the lease and its plugins' met
   const auto passive_page = cluster.admin(passive, "GET", "/metrics").body;
   CHECK(metric_value(passive_page, R"(emsnode_role{role="active"})") == 0.0);
   CHECK(metric_value(passive_page, R"(emsnode_role{role="passive"})") == 1.0);
+}
+
+TEST_CASE("a node started while its database is down waits passive and serves once it is up",
+          "[postgresql]") {
+  const NodeDatabase skip_without_server("");  // skips where PostgreSQL cannot run
+  TempDir dir;
+  // A server of this test's own: the run's server must stay up for the other tests.
+  PrivatePostgres server(EMSNODE_PG_FIXTURE);
+  server.stop();
+  Cluster cluster(EMSNODE_BINARY, dir,
+                  "backend = \"postgresql\"\nurl = \"" + server.url() +
+                      "\"\nsslmode = \"disable\"\nconnect_timeout = \"1s\"\n",
+                  1);
+  cluster.start(0);
+  REQUIRE(eventually(
+      [&] {
+        const NodeStatus status = cluster.status(0);
+        return status.role == "passive" && status.not_active_reason == "db_unreachable";
+      },
+      10s));
+  CHECK(healthz_refuses(cluster, 0));
+  CHECK(connect_outcome(cluster.echo_port()) == Connect::refused);
+  CHECK_THAT(cluster.log_of(0), Catch::Contains("db.unreachable_at_start"));
+
+  server.start();
+  REQUIRE(cluster.await_single_active(10s));
+  CHECK(cluster.status(0).epoch == 1);
+
+  // The server going away under the active: it fences itself (nobody may trust a lease it cannot
+  // renew), and serves again once the server is back.
+  server.stop();
+  CHECK(eventually([&] { return healthz_refuses(cluster, 0); }, kRenewDeadline + 3s));
+  CHECK(cluster.status(0).not_active_reason == "db_unreachable");
+  server.start();
+  CHECK(cluster.await_single_active(4 * kLeaseTtl));
+  CHECK(cluster.status(0).epoch == 2);
+  CHECK(cluster.stop(0) == 0);
 }

@@ -1,5 +1,5 @@
-// The lease SQL on a real SQLite file, each "node" with its own connection as separate processes
-// would have.
+// The lease SQL on a real database (a SQLite file, or PostgreSQL in the pg: variant), each "node"
+// with its own connection as separate processes would have.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -147,7 +147,7 @@ TEST_CASE("a switchover reservation admits only its target until it lapses, fast
   CHECK(after.epoch == 3);
 }
 
-TEST_CASE("nodes racing on one file never take a live lease twice nor reuse an epoch") {
+TEST_CASE("nodes racing on one database never take a live lease twice nor reuse an epoch") {
   DbDir dir;
   dir.open_migrated();
   constexpr int kNodes = 4;

@@ -544,3 +544,32 @@ TEST_CASE("a refusal to promote is logged once per change, not at every poll") {
   CHECK_THAT(refusals[0], Catch::EndsWith("reason=lease_held holder=n1 epoch=1"));
   CHECK_THAT(refusals[1], Catch::EndsWith("reason=lease_held holder=n2 epoch=2"));
 }
+
+TEST_CASE("a release notification makes a passive try at once, and only the lease row decides") {
+  // PostgreSQL: no same-host OS lock, passives poll every 2 s, and a peer's release arrives as a
+  // notification (on_release_notified).
+  const emsnode::role::Timers timers{5000ms, 400ms, 1200ms, 2000ms};
+  Cluster cluster(timers, /*fast_path=*/false);
+  SimNode& n1 = start_active(cluster, "n1");
+  SimNode& n2 = cluster.start("n2");
+  cluster.run_for(300ms);
+  REQUIRE(n2.status().not_active_reason == reason::kLeaseHeld);
+
+  // While the lease is live, a notification (a stale one, or another cluster's) changes nothing.
+  const auto tries_before = n2.count_calls("acquire");
+  n2.machine().on_release_notified(cluster.now());
+  cluster.run_for(50ms);
+  CHECK(n2.count_calls("acquire") == tries_before + 1);
+  CHECK(n2.role() == Role::passive);
+  CHECK(n2.status().not_active_reason == reason::kLeaseHeld);
+
+  n1.machine().stop(cluster.now());
+  REQUIRE(cluster.run_until([&] { return n1.finished_called; }, 1s));
+  const TimePoint released = cluster.now();
+  n2.machine().on_release_notified(released);
+  REQUIRE(cluster.run_until([&] { return is_active(n2); }, 5s));
+  const auto promotion = n2.first_call("promotion");
+  REQUIRE(promotion);
+  CHECK(promotion->at - released < 100ms);  // its next poll was up to 2 s away
+  CHECK(n2.status().epoch == 2);
+}

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <fstream>
+#include <istream>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -230,6 +231,22 @@ TEST_CASE("corrupted content is reported as corrupt and never lands at the desti
     }
     CHECK_THROWS_WITH(fixture.get("policy.bin"), Contains("is corrupt"));
   }
+  SECTION("extra bytes") {
+    if (fixture.is_share()) {
+      std::ofstream(fixture.share() / location, std::ios::binary | std::ios::app) << "tail";
+    } else {
+      const std::string last =
+          fixture.database()
+              .query("SELECT data FROM store_blob_chunks WHERE blob_id = ? AND seq = 2", {location})
+              .front()
+              .blob(0);
+      fixture.database().transaction([&](emsnode::db::Transaction& tx) {
+        tx.exec("UPDATE store_blob_chunks SET data = ? WHERE blob_id = ? AND seq = 2",
+                {emsnode::db::Blob{last + "tail"}, location});
+      });
+    }
+    CHECK_THROWS_WITH(fixture.get("policy.bin"), Contains("is corrupt") && Contains("more than"));
+  }
 
   CHECK_THROWS_AS(fixture.get("policy.bin"), Corrupt);
   const fs::path destination_dir = fixture.dir() / "downloads";
@@ -265,6 +282,58 @@ TEST_CASE("files on disk go into the store and come out only once verified") {
       Contains("absent: cannot open: No such file or directory"));
 }
 
+TEST_CASE("a large put from a file leaves the database to other writers between short commits") {
+  // The blob backend writes a local file in transactions of up to 64 MiB or 100 ms: another
+  // node's lease renewal (a small write) must not wait anywhere near renew_deadline (1200 ms by
+  // default) behind it. (One transaction for the whole file held it for about 700 ms here.)
+  StoreFixture fixture("blob");
+  const fs::path source = fixture.dir() / "large.bin";
+  {
+    emsnode::store::testing::GeneratedBuffer generated(192 * kMiB, 3);
+    std::istream in(&generated);
+    std::ofstream out(source, std::ios::binary);
+    out << in.rdbuf();
+    REQUIRE(out);
+  }
+  auto other = fixture.db_dir().open();
+  std::atomic<bool> done{false};
+  std::chrono::steady_clock::duration longest{};
+  int writes = 0;
+  std::string failure;
+  std::thread renewals([&] {
+    try {
+      while (!done) {
+        const auto start = std::chrono::steady_clock::now();
+        other->transaction([](emsnode::db::Transaction& tx) {
+          tx.exec("UPDATE store_state SET change_seq = change_seq WHERE id = 1");
+        });
+        longest = std::max(longest, std::chrono::steady_clock::now() - start);
+        ++writes;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    } catch (const std::exception& error) {
+      failure = error.what();
+    }
+  });
+  FileInfo put;
+  std::string put_failure;
+  try {
+    put = fixture.store().put_file("large.bin", source.string(), fixture.writer());
+  } catch (const std::exception& error) {
+    put_failure = error.what();  // reported once the other writer has stopped
+  }
+  done = true;
+  renewals.join();
+
+  REQUIRE(put_failure.empty());
+  CHECK(put.size == 192 * kMiB);
+  CHECK(failure.empty());
+  CHECK(writes > 0);
+  INFO("the longest small write took "
+       << std::chrono::duration_cast<std::chrono::milliseconds>(longest).count() << " ms");
+  CHECK(longest < std::chrono::milliseconds(500));
+}
+
 TEST_CASE("garbage collection removes only unreferenced leftovers older than the minimum age") {
   const std::string backend = GENERATE(as<std::string>{}, "share", "blob");
   StoreFixture fixture(backend);
@@ -278,9 +347,11 @@ TEST_CASE("garbage collection removes only unreferenced leftovers older than the
     fixture.database().transaction([&](emsnode::db::Transaction& tx) {
       tx.exec("INSERT INTO store_blobs (blob_id, created_at_ms, complete) VALUES ('b1', ?, 0)",
               {now});
-      tx.exec("INSERT INTO store_blob_chunks (blob_id, seq, data) VALUES ('b1', 0, X'00')");
+      tx.exec("INSERT INTO store_blob_chunks (blob_id, seq, data) VALUES ('b1', 0, ?)",
+              {emsnode::db::Blob{std::string(1, '\0')}});
       // Chunks without a blob row are garbage whatever their age: only a deletion makes them.
-      tx.exec("INSERT INTO store_blob_chunks (blob_id, seq, data) VALUES ('orphan', 0, X'00')");
+      tx.exec("INSERT INTO store_blob_chunks (blob_id, seq, data) VALUES ('orphan', 0, ?)",
+              {emsnode::db::Blob{std::string(1, '\0')}});
     });
   }
   CHECK(fixture.store().collect_garbage(std::chrono::hours(1)) == (fixture.is_share() ? 0 : 1));

@@ -1,5 +1,6 @@
-// Several real emsnode processes on this host sharing one SQLite database and one share
-// directory, as conf/examples/two-node-sqlite runs them: for integration tests and benchmarks.
+// Several real emsnode processes on this host sharing one database (a SQLite file, as
+// conf/examples/two-node-sqlite runs them, or the [database] keys a test gives: PostgreSQL) and
+// one share directory: for integration tests and benchmarks.
 // Every node has its own data dir, backup dir, admin port and log file; by default all of them
 // enable the echo plugin on one shared service address, which only the active binds. Per node,
 // a test may give an echo port of its own, another id (a duplicate), another backup dir,
@@ -109,7 +110,16 @@ class Cluster {
   // `options(i)` tells node i apart from the others (nullptr: nothing does).
   Cluster(std::string emsnode, const TempDir& dir, std::size_t size,
           const std::function<NodeOptions(std::size_t)>& options = nullptr)
-      : emsnode_(std::move(emsnode)), dir_(dir), echo_port_(reserve_port()) {
+      : Cluster(std::move(emsnode), dir, std::string(), size, options) {}
+  // `database`: the [database] keys every node gets (without `migrate`); empty for the SQLite
+  // file database().
+  Cluster(std::string emsnode, const TempDir& dir, std::string database, std::size_t size,
+          const std::function<NodeOptions(std::size_t)>& options = nullptr)
+      : emsnode_(std::move(emsnode)),
+        dir_(dir),
+        database_(database.empty() ? "path = \"" + this->database().string() + "\"\n"
+                                   : std::move(database)),
+        echo_port_(reserve_port()) {
     for (std::size_t i = 0; i < size; ++i) add(options ? options(i) : NodeOptions{});
   }
 
@@ -267,8 +277,8 @@ class Cluster {
       backup_dir = "backup_dir = \"" + options.backup_dir.string() + "\"\n";
     }
     return "[node]\nid = \"" + node.id + "\"\ndata_dir = \"" + node.data_dir.string() + "\"\n" +
-           backup_dir + "\n[database]\npath = \"" + database().string() +
-           "\"\nmigrate = " + (options.migrate ? "true" : "false") + "\n\n[store]\npath = \"" +
+           backup_dir + "\n[database]\n" + database_ +
+           "migrate = " + (options.migrate ? "true" : "false") + "\n\n[store]\npath = \"" +
            (dir_.path() / "share").string() + "\"\n\n[log]\nconsole = false\nfile = \"" +
            node.log.string() +
            "\"\n\n[admin]\nlisten = \"127.0.0.1:" + std::to_string(node.admin_port) +
@@ -286,6 +296,7 @@ class Cluster {
 
   std::string emsnode_;
   const TempDir& dir_;
+  std::string database_;  // the [database] keys but `migrate`
   // Released after the nodes are gone (members are destroyed in reverse order).
   std::vector<std::unique_ptr<PortReservation>> ports_;
   std::uint16_t echo_port_;

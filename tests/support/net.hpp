@@ -1,4 +1,5 @@
-// Loopback TCP helpers for integration tests.
+// TCP helpers for integration tests: reserved loopback ports, and bounded client exchanges with
+// a node (loopback, or an address inside a test's network namespace).
 #pragma once
 
 #include <arpa/inet.h>
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -98,31 +100,73 @@ inline std::uint16_t free_port() {
   return held.back()->port();
 }
 
-// Sends `payload` to 127.0.0.1:`port` and returns what came back (as many bytes as were sent),
-// or nullopt when the connection was refused, reset or timed out.
-inline std::optional<std::string> echo_roundtrip(std::uint16_t port, const std::string& payload,
-                                                 int timeout_ms = 2000) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+// A TCP connection to `address`:`port` (an IPv4 address), or -1 when it was refused or did not
+// complete within `timeout_ms`: a partitioned peer must not hold a test for the kernel's minutes
+// of SYN retries.
+inline int connect_tcp(const std::string& address, std::uint16_t port, int timeout_ms) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -1;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::optional<std::string> answer;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::send(fd, payload.data(), payload.size(), MSG_NOSIGNAL) ==
-          static_cast<ssize_t>(payload.size())) {
-    std::string received;
+  if (::inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1) {
+    ::close(fd);
+    throw std::invalid_argument("not an IPv4 address: " + address);
+  }
+  bool connected = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  if (!connected && errno == EINPROGRESS) {
+    pollfd p{fd, POLLOUT, 0};
+    int error = 0;
+    socklen_t length = sizeof error;
+    connected = ::poll(&p, 1, timeout_ms) == 1 &&
+                ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error == 0;
+  }
+  if (!connected) {
+    ::close(fd);
+    return -1;
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  return fd;
+}
+
+// Sends `request` on a new connection and reads until `complete(received)` says so, the peer
+// closes, or `timeout_ms` passes without data. Nullopt when it could not connect or send.
+template <typename Complete>
+std::optional<std::string> tcp_exchange(const std::string& address, std::uint16_t port,
+                                        const std::string& request, int timeout_ms,
+                                        Complete complete) {
+  const int fd = connect_tcp(address, port, timeout_ms);
+  if (fd < 0) return std::nullopt;
+  std::optional<std::string> received;
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+      static_cast<ssize_t>(request.size())) {
+    received.emplace();
     pollfd p{fd, POLLIN, 0};
-    while (received.size() < payload.size() && ::poll(&p, 1, timeout_ms) == 1) {
+    while (!complete(*received) && ::poll(&p, 1, timeout_ms) == 1) {
       char buffer[4096];
       const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
       if (n <= 0) break;
-      received.append(buffer, static_cast<size_t>(n));
+      received->append(buffer, static_cast<size_t>(n));
     }
-    if (received.size() == payload.size()) answer = received;
   }
   ::close(fd);
-  return answer;
+  return received;
+}
+
+// Sends `payload` to `address`:`port` and returns what came back (as many bytes as were sent),
+// or nullopt when the connection was refused, reset or timed out.
+inline std::optional<std::string> echo_roundtrip(const std::string& address, std::uint16_t port,
+                                                 const std::string& payload,
+                                                 int timeout_ms = 2000) {
+  auto received = tcp_exchange(address, port, payload, timeout_ms,
+                               [&](const std::string& r) { return r.size() >= payload.size(); });
+  if (!received || received->size() != payload.size()) return std::nullopt;
+  return received;
+}
+
+inline std::optional<std::string> echo_roundtrip(std::uint16_t port, const std::string& payload,
+                                                 int timeout_ms = 2000) {
+  return echo_roundtrip("127.0.0.1", port, payload, timeout_ms);
 }
 
 }  // namespace emsnode::testing
@@ -134,41 +178,32 @@ struct HttpReply {
   std::string body;
 };
 
-// One HTTP/1.1 request to 127.0.0.1:`port` (Connection: close), bounded by `timeout_ms`.
+// One HTTP/1.1 request to `address`:`port` (Connection: close), bounded by `timeout_ms`.
+inline HttpReply http_request(const std::string& address, std::uint16_t port,
+                              const std::string& method, const std::string& path,
+                              const std::string& body = "", const std::string& token = "",
+                              int timeout_ms = 2000) {
+  std::string request = method + " " + path + " HTTP/1.1\r\nHost: " + address +
+                        "\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) +
+                        "\r\n";
+  if (!token.empty()) request += "Authorization: Bearer " + token + "\r\n";
+  request += "\r\n" + body;
+  const auto received =
+      tcp_exchange(address, port, request, timeout_ms, [](const std::string&) { return false; });
+  HttpReply reply;
+  if (!received) return reply;
+  const auto header_end = received->find("\r\n\r\n");
+  if (received->rfind("HTTP/1.1 ", 0) == 0 && header_end != std::string::npos) {
+    reply.status = std::stoi(received->substr(9, 3));
+    reply.body = received->substr(header_end + 4);
+  }
+  return reply;
+}
+
 inline HttpReply http_request(std::uint16_t port, const std::string& method,
                               const std::string& path, const std::string& body = "",
                               const std::string& token = "", int timeout_ms = 2000) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  HttpReply reply;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    std::string request = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
-                          "Connection: close\r\nContent-Length: " + std::to_string(body.size()) +
-                          "\r\n";
-    if (!token.empty()) request += "Authorization: Bearer " + token + "\r\n";
-    request += "\r\n" + body;
-    std::string received;
-    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-        static_cast<ssize_t>(request.size())) {
-      pollfd p{fd, POLLIN, 0};
-      while (::poll(&p, 1, timeout_ms) == 1) {
-        char buffer[4096];
-        const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
-        if (n <= 0) break;
-        received.append(buffer, static_cast<size_t>(n));
-      }
-    }
-    const auto header_end = received.find("\r\n\r\n");
-    if (received.rfind("HTTP/1.1 ", 0) == 0 && header_end != std::string::npos) {
-      reply.status = std::stoi(received.substr(9, 3));
-      reply.body = received.substr(header_end + 4);
-    }
-  }
-  ::close(fd);
-  return reply;
+  return http_request("127.0.0.1", port, method, path, body, token, timeout_ms);
 }
 
 }  // namespace emsnode::testing

@@ -1,0 +1,709 @@
+#include "mq_server.hpp"
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <pthread.h>
+
+#include <csignal>
+#include <deque>
+#include <exception>
+#include <sstream>
+#include <stdexcept>
+
+namespace emsnode::plugins::mq {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
+constexpr std::chrono::milliseconds kDestructorDeadline{1000};
+// How long a connection the broker closed may take to write its last packets (a refusing
+// CONNACK) before the socket is closed anyway.
+constexpr std::chrono::milliseconds kLingerLimit{2000};
+// The epoch goes into the high bits of message ids and queue sequence numbers.
+constexpr int kEpochShift = 40;
+// One read takes at most this much; the decoder keeps what it needs of it.
+constexpr std::size_t kReadBufferSize = 64 * 1024;
+
+// OpenSSL's reason for the last failure on this thread, and the queue emptied.
+std::string openssl_error() {
+  std::string text;
+  while (const unsigned long code = ERR_get_error()) {
+    char buffer[256];
+    ERR_error_string_n(code, buffer, sizeof buffer);
+    if (!text.empty()) text += "; ";
+    text += buffer;
+  }
+  return text.empty() ? "unknown OpenSSL error" : text;
+}
+
+struct SslFree {
+  void operator()(SSL* ssl) const { SSL_free(ssl); }
+};
+
+// The common name of the peer's certificate, which the handshake has verified.
+std::optional<std::string> peer_common_name(SSL* ssl) {
+  X509* cert = SSL_get1_peer_certificate(ssl);
+  if (cert == nullptr) return std::nullopt;
+  std::optional<std::string> name;
+  char buffer[256];
+  const int size =
+      X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buffer, sizeof buffer);
+  if (size > 0 && SSL_get_verify_result(ssl) == X509_V_OK) {
+    name = std::string(buffer, static_cast<std::size_t>(size));
+  }
+  X509_free(cert);
+  return name;
+}
+
+}  // namespace
+
+std::shared_ptr<SSL_CTX> make_tls_context(const TlsOptions& options) {
+  ERR_clear_error();
+  std::shared_ptr<SSL_CTX> context(SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
+  const auto fail = [](const char* key, const std::string& what) {
+    throw TlsConfigError(key, what + ": " + openssl_error());
+  };
+  if (!context) fail("tls_cert", "cannot create a TLS context");
+  SSL_CTX* ctx = context.get();
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  // An idle connection keeps no 16 KiB record buffers; writes may be partial and resumed
+  // from a moved buffer, as the write queue does.
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  // No server-side session cache: tens of thousands of sessions would stay in memory for
+  // clients that mostly keep one connection open.
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_num_tickets(ctx, 0);
+  if (SSL_CTX_use_certificate_chain_file(ctx, options.cert.c_str()) != 1) {
+    fail("tls_cert", "cannot load the certificate " + options.cert);
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx, options.key.c_str(), SSL_FILETYPE_PEM) != 1) {
+    fail("tls_key", "cannot load the private key " + options.key);
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    fail("tls_key", "the private key " + options.key + " does not belong to " + options.cert);
+  }
+  if (!options.ca.empty()) {
+    if (SSL_CTX_load_verify_locations(ctx, options.ca.c_str(), nullptr) != 1) {
+      fail("tls_ca", "cannot load the CA certificates " + options.ca);
+    }
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(options.ca.c_str());
+    if (names != nullptr) SSL_CTX_set_client_CA_list(ctx, names);
+    SSL_CTX_set_verify(
+        ctx, SSL_VERIFY_PEER | (options.require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+        nullptr);
+  }
+  return context;
+}
+
+tcp::endpoint parse_listen_address(std::string_view text) {
+  const std::string quoted = "'" + std::string(text) + "'";
+  std::string_view host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find("]:");
+    if (close == std::string_view::npos) {
+      throw std::invalid_argument(quoted + " is not [IPv6 address]:port");
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos || text.substr(0, colon).find(':') != std::string::npos) {
+      throw std::invalid_argument(quoted + " is not address:port (IPv6 in brackets: [::1]:8013)");
+    }
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  unsigned long number = 0;
+  bool ok = !port.empty() && port.size() <= 5;
+  for (char c : port) {
+    ok = ok && c >= '0' && c <= '9';
+    number = number * 10 + static_cast<unsigned long>(c - '0');
+  }
+  if (!ok || number > 65535) {
+    throw std::invalid_argument(quoted + ": the port must be a number from 0 to 65535");
+  }
+  error_code ec;
+  const asio::ip::address address = asio::ip::make_address(std::string(host), ec);
+  if (ec) {
+    throw std::invalid_argument(quoted + ": '" + std::string(host) + "' is not an IP address");
+  }
+  return tcp::endpoint(address, static_cast<unsigned short>(number));
+}
+
+std::string format_endpoint(const tcp::endpoint& endpoint) {
+  std::ostringstream text;
+  text << endpoint;
+  return text.str();
+}
+
+// One client. Owned by the server's map and by its pending operations. Reads wait for the
+// socket to be readable and then read into the server's shared buffer, so that an idle
+// connection holds only its socket, TLS state, decoder and timer. TLS is driven by hand over the
+// non-blocking socket (no per-connection record buffers besides OpenSSL's own, which it releases
+// while idle).
+class MqServer::Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(MqServer& server, ConnectionId id, tcp::socket socket)
+      : server_(server),
+        id_(id),
+        socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        decoder_(DecoderOptions{server.options_.max_packet_size}) {}
+
+  // False when the connection could not be set up (it is closed then).
+  bool begin() {
+    error_code ec;
+    socket_.non_blocking(true, ec);
+    if (!ec && server_.options_.tls) {
+      ERR_clear_error();
+      ssl_.reset(SSL_new(server_.options_.tls.get()));
+      if (!ssl_ || SSL_set_fd(ssl_.get(), socket_.native_handle()) != 1) {
+        server_.host_.log().error("mq.tls_failed", {{"error", openssl_error()}});
+        return false;
+      }
+      SSL_set_accept_state(ssl_.get());
+    }
+    if (ec) return false;
+    arm_timer(server_.options_.connect_timeout);  // bounds the handshake too
+    if (ssl_) {
+      handshake();
+    } else {
+      read();
+    }
+    return true;
+  }
+
+  ProtocolVersion version() const { return decoder_.version().value_or(ProtocolVersion::kV311); }
+  std::size_t backlog() const { return queued_bytes_; }
+
+  void send(const Packet& packet) {
+    if (closing_) return;  // what the broker sent before closing is queued already
+    Bytes bytes;
+    try {
+      encode(packet, version(), bytes);
+    } catch (const EncodeError& e) {
+      // A packet the broker built that the wire cannot carry is a bug; the client must not
+      // wait for it forever.
+      server_.host_.log().error("mq.encode_failed",
+                                {{"packet", describe(packet)}, {"error", e.what()}});
+      lose();
+      return;
+    }
+    queued_bytes_ += bytes.size();
+    writes_.push_back(std::move(bytes));
+    if (!writing_) write_next();
+  }
+
+  // The broker's commits caught up with this publisher: read from it again.
+  void resume() {
+    if (!paused_ || closing_) return;
+    paused_ = false;
+    read();
+  }
+
+  // The broker closed the session's connection: write what is queued, then close.
+  void close_by_broker() {
+    broker_knows_ = false;
+    shut(true);
+  }
+
+  // Closes now; the broker is not told (it is dropping everything itself).
+  void close_now() {
+    broker_knows_ = false;
+    shut(false);
+  }
+
+ private:
+  using Wait = tcp::socket::wait_type;
+
+  // Runs `then` once the socket is ready for `wait`; an error ends the connection.
+  template <typename Then>
+  void await(Wait wait, Then then) {
+    socket_.async_wait(wait, [self = shared_from_this(), then](const error_code& ec) {
+      if (ec || self->closed_) {
+        self->finish();
+        return;
+      }
+      (self.get()->*then)();
+    });
+  }
+
+  void handshake() {
+    ERR_clear_error();
+    const int result = SSL_do_handshake(ssl_.get());
+    if (result == 1) {
+      handshaken_ = true;
+      certificate_name_ = peer_common_name(ssl_.get());
+      read();
+      return;
+    }
+    const int error = SSL_get_error(ssl_.get(), result);
+    if (error == SSL_ERROR_WANT_READ) {
+      await(Wait::wait_read, &Connection::handshake);
+    } else if (error == SSL_ERROR_WANT_WRITE) {
+      await(Wait::wait_write, &Connection::handshake);
+    } else {
+      // A plain client on the TLS port, an unknown CA, a missing client certificate.
+      server_.tls_failures_.add();
+      server_.host_.log().info("mq.tls_handshake_failed",
+                               {{"connection", id_}, {"error", openssl_error()}});
+      finish();
+    }
+  }
+
+  void read() {
+    // OpenSSL may hold decrypted bytes the socket will not signal again.
+    if (ssl_ && SSL_has_pending(ssl_.get()) == 1) {
+      asio::post(socket_.get_executor(), [self = shared_from_this()] {
+        if (!self->closing_) self->read_now();
+      });
+      return;
+    }
+    await(Wait::wait_read, &Connection::read_now);
+  }
+
+  void read_now() {
+    if (closing_) return;
+    std::vector<std::uint8_t>& buffer = server_.read_buffer_;
+    std::size_t size = 0;
+    if (ssl_) {
+      ERR_clear_error();
+      const int result = SSL_read(ssl_.get(), buffer.data(), static_cast<int>(buffer.size()));
+      if (result <= 0) {
+        const int error = SSL_get_error(ssl_.get(), result);
+        if (error == SSL_ERROR_WANT_READ) {
+          read();
+        } else if (error == SSL_ERROR_WANT_WRITE) {
+          await(Wait::wait_write, &Connection::read_now);
+        } else {
+          if (error != SSL_ERROR_ZERO_RETURN && error != SSL_ERROR_SYSCALL) {
+            server_.host_.log().debug("mq.tls_read_failed",
+                                      {{"connection", id_}, {"error", openssl_error()}});
+          }
+          ERR_clear_error();
+          finish();
+        }
+        return;
+      }
+      size = static_cast<std::size_t>(result);
+    } else {
+      error_code ec;
+      size = socket_.read_some(asio::buffer(buffer), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        read();
+        return;
+      }
+      if (ec) {
+        finish();
+        return;
+      }
+    }
+    server_.bytes_in_.add(static_cast<double>(size));
+    consume(buffer.data(), size);
+  }
+
+  void consume(const std::uint8_t* data, std::size_t size) {
+    std::size_t offset = 0;
+    while (offset < size && !closing_) {
+      Decoder::Result result = decoder_.feed(data + offset, size - offset);
+      offset += result.consumed;
+      if (result.status == Decoder::Status::kNeedMore) break;
+      if (result.status == Decoder::Status::kError) {
+        on_decode_error(result.error);
+        return;
+      }
+      on_packet(std::move(*result.packet));
+    }
+    if (closing_) return;
+    // The whole read is decoded first (the shared buffer is not kept), so a paused publisher
+    // may overshoot the bound by one read's worth of packets.
+    if (server_.broker_->accepts_more(id_)) {
+      read();
+    } else {
+      paused_ = true;
+    }
+  }
+
+  void on_packet(Packet packet) {
+    const bool connect = std::holds_alternative<Connect>(packet);
+    if (connect) {
+      connected_ = true;
+      broker_knows_ = true;
+      keep_alive_ = std::chrono::seconds(std::get<Connect>(packet).keep_alive);
+    }
+    // Any packet proves the client alive; the standard allows it one and a half periods.
+    if (keep_alive_.count() > 0) {
+      arm_timer(keep_alive_ + keep_alive_ / 2);
+    } else if (connected_) {
+      timer_.cancel();
+    }
+    const PacketType type = packet_type(packet);
+    try {
+      server_.broker_->on_packet(id_, std::move(packet), certificate_name_);
+    } catch (const std::exception& e) {
+      // One client's packet must not take the service down with it: that connection ends.
+      server_.host_.log().error(
+          "mq.packet_failed",
+          {{"connection", id_}, {"packet", to_string(type)}, {"error", e.what()}});
+      lose();
+    }
+    if (connect) certificate_name_.reset();  // needed for the CONNECT only
+  }
+
+  void on_decode_error(const DecodeError& error) {
+    server_.protocol_errors_.add();
+    server_.host_.log().debug("mq.protocol_error", {{"connection", id_}, {"error", error.message}});
+    if (!connected_) {
+      // While connecting, the standard wants some refusals answered with a CONNACK, in the
+      // client's version (3.1.1 when the CONNECT named a version this server does not know).
+      Connack refused;
+      if (decoder_.version() == ProtocolVersion::kV5) {
+        refused.reason_code = error.reason_code;
+        send(refused);
+      } else if (const auto code = error.connack_v311()) {
+        refused.reason_code = *code;
+        send(refused);
+      }
+    }
+    lose();
+  }
+
+  // The connection ends without DISCONNECT: the broker publishes the will.
+  void lose() {
+    tell_broker_lost();
+    shut(true);
+  }
+
+  void tell_broker_lost() {
+    if (!broker_knows_) return;
+    broker_knows_ = false;
+    try {
+      server_.broker_->on_connection_lost(id_);
+    } catch (const std::exception& e) {
+      server_.host_.log().error("mq.connection_lost_failed",
+                                {{"connection", id_}, {"error", e.what()}});
+    }
+  }
+
+  void shut(bool flush) {
+    closing_ = true;
+    if (flush && writing_) {
+      arm_timer(kLingerLimit);  // the write's completion closes; this bounds a stuck peer
+      return;
+    }
+    finish();
+  }
+
+  void write_next() {
+    if (writes_.empty()) {
+      writing_ = false;
+      if (closing_) finish();
+      return;
+    }
+    writing_ = true;
+    if (ssl_) {
+      write_tls();
+      return;
+    }
+    asio::async_write(socket_, asio::buffer(writes_.front()),
+                      [self = shared_from_this()](const error_code& ec, std::size_t written) {
+                        if (ec) {
+                          self->finish();
+                          return;
+                        }
+                        self->server_.bytes_out_.add(static_cast<double>(written));
+                        self->queued_bytes_ -= self->writes_.front().size();
+                        self->writes_.pop_front();
+                        self->write_next();
+                      });
+  }
+
+  void write_tls() {
+    if (closed_) return;
+    while (!writes_.empty()) {
+      const Bytes& front = writes_.front();
+      ERR_clear_error();
+      const int result =
+          SSL_write(ssl_.get(), front.data() + written_, static_cast<int>(front.size() - written_));
+      if (result <= 0) {
+        const int error = SSL_get_error(ssl_.get(), result);
+        if (error == SSL_ERROR_WANT_WRITE) {
+          await(Wait::wait_write, &Connection::write_tls);
+        } else if (error == SSL_ERROR_WANT_READ) {
+          await(Wait::wait_read, &Connection::write_tls);
+        } else {
+          ERR_clear_error();
+          finish();
+        }
+        return;
+      }
+      server_.bytes_out_.add(static_cast<double>(result));
+      written_ += static_cast<std::size_t>(result);
+      if (written_ == front.size()) {
+        queued_bytes_ -= front.size();
+        writes_.pop_front();
+        written_ = 0;
+      }
+    }
+    writing_ = false;
+    if (closing_) finish();
+  }
+
+  void arm_timer(std::chrono::milliseconds after) {
+    timer_.expires_after(after);
+    timer_.async_wait([weak = weak_from_this()](const error_code& ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->timer_.expiry() > asio::steady_timer::clock_type::now()) return;
+      if (self->closing_) {
+        self->finish();
+        return;
+      }
+      if (self->paused_) {
+        // Not read from while its publishes commit: its silence is ours, not the client's.
+        if (self->keep_alive_.count() > 0)
+          self->arm_timer(self->keep_alive_ + self->keep_alive_ / 2);
+        return;
+      }
+      self->server_.keep_alive_timeouts_.add();
+      self->server_.host_.log().debug("mq.keep_alive_timeout", {{"connection", self->id_}});
+      self->lose();
+    });
+  }
+
+  // The socket is done: for an error, an end of stream, or a close of ours.
+  void finish() {
+    if (closed_) return;
+    closed_ = true;
+    closing_ = true;
+    error_code ignored;
+    timer_.cancel();
+    if (ssl_ && handshaken_) {
+      // One attempt at close_notify; the peer learns of the close from the TCP end anyway.
+      ERR_clear_error();
+      SSL_shutdown(ssl_.get());
+      ERR_clear_error();
+    }
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    tell_broker_lost();
+    server_.forget(id_);
+  }
+
+  MqServer& server_;
+  ConnectionId id_;
+  tcp::socket socket_;
+  std::unique_ptr<SSL, SslFree> ssl_;  // null for plain TCP; reads and writes the socket's fd
+  asio::steady_timer timer_;           // CONNECT timeout, then keep-alive, then the closing linger
+  Decoder decoder_;
+  std::deque<Bytes> writes_;
+  std::size_t written_ = 0;  // of writes_.front(), over TLS
+  std::size_t queued_bytes_ = 0;
+  std::optional<std::string> certificate_name_;
+  std::chrono::milliseconds keep_alive_{0};
+  bool handshaken_ = false;
+  bool paused_ = false;  // not read from until the broker's resume()
+  bool writing_ = false;
+  bool connected_ = false;
+  bool broker_knows_ = false;  // the broker holds a session on this connection
+  bool closing_ = false;
+  bool closed_ = false;
+};
+
+MqServer::MqServer(sdk::Host& host, ServerOptions options)
+    : host_(host),
+      options_(std::move(options)),
+      accepted_(host.counter("connections_total", "Connections accepted")),
+      rejected_(host.counter("connections_rejected_total",
+                             "Connections closed at accept: max_connections reached, or the "
+                             "service failed")),
+      open_(host.gauge("connections_open", "Connections open now")),
+      bytes_in_(host.counter("bytes_received_total", "Bytes read from clients")),
+      bytes_out_(host.counter("bytes_sent_total", "Bytes written to clients")),
+      protocol_errors_(host.counter("protocol_errors_total",
+                                    "Connections closed for a malformed or forbidden packet")),
+      keep_alive_timeouts_(host.counter("keep_alive_timeouts_total",
+                                        "Connections closed after 1.5 keep-alive periods of "
+                                        "silence")),
+      tls_failures_(host.counter("tls_handshake_failures_total",
+                                 "TLS handshakes that failed: a plain client, an unknown CA, no "
+                                 "client certificate")),
+      broker_metrics_(host),
+      acceptor_(io_),
+      accept_retry_(io_),
+      read_buffer_(kReadBufferSize) {}
+
+MqServer::~MqServer() {
+  stop(kDestructorDeadline);
+}
+
+void MqServer::start() {
+  SessionStore store(host_.db());
+  store.migrate();
+  const DurableState state = store.load();
+
+  options_.broker.id_base = host_.epoch() << kEpochShift;
+  options_.broker.node_id = std::string(host_.node_id());
+  committer_ = std::make_unique<GroupCommitter>(
+      host_, options_.commit, [this](std::function<void()> fn) { asio::post(io_, std::move(fn)); },
+      [this](const std::string& reason) { on_commit_failure(reason); });
+  broker_ =
+      std::make_unique<Broker>(options_.broker, *committer_, *this, host_.log(), broker_metrics_);
+  broker_->load(state);
+
+  const std::string address = format_endpoint(options_.listen);
+  const auto fail = [&](const error_code& ec) {
+    error_code ignored;
+    acceptor_.close(ignored);
+    throw std::runtime_error("cannot listen on " + address + ": " + ec.message());
+  };
+  error_code ec;
+  if (acceptor_.open(options_.listen.protocol(), ec)) fail(ec);
+  if (acceptor_.set_option(tcp::acceptor::reuse_address(true), ec)) fail(ec);
+  if (acceptor_.bind(options_.listen, ec)) fail(ec);
+  if (acceptor_.listen(asio::socket_base::max_listen_connections, ec)) fail(ec);
+  bound_ = acceptor_.local_endpoint(ec);
+  if (ec) fail(ec);
+
+  committer_->start();
+  accept_next();
+  std::promise<void> drained;
+  drained_ = drained.get_future();
+  thread_ = std::thread([this, drained = std::move(drained)]() mutable {
+    // OpenSSL writes to the socket with write(): a peer gone would raise SIGPIPE and end the
+    // node. Blocked on this thread only, the write fails with EPIPE instead, and the process's
+    // own signal handling is left alone.
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+    try {
+      io_.run();
+    } catch (const std::exception& e) {
+      host_.log().error("mq.failed", {{"error", e.what()}});
+      host_.health(EMSNODE_HEALTH_FAILED, e.what());
+    }
+    drained.set_value();
+  });
+  const std::string bound = format_endpoint(bound_);
+  host_.health(EMSNODE_HEALTH_OK, "MQTT on " + bound);
+  host_.log().info("mq.listening", {{"address", bound},
+                                    {"tls", options_.tls != nullptr},
+                                    {"epoch", host_.epoch()},
+                                    {"max_connections", options_.max_connections}});
+}
+
+bool MqServer::stop(std::chrono::milliseconds deadline) {
+  if (!thread_.joinable()) {
+    error_code ignored;
+    acceptor_.close(ignored);
+    if (committer_) committer_->stop();
+    return true;
+  }
+  asio::post(io_, [this] { close_all(); });
+  const bool drained = drained_.wait_for(deadline) == std::future_status::ready;
+  if (!drained) io_.stop();
+  thread_.join();
+  committer_->stop();
+  host_.log().info("mq.stopped", {{"address", format_endpoint(bound_)}, {"drained", drained}});
+  return drained;
+}
+
+void MqServer::accept_next() {
+  acceptor_.async_accept([this](const error_code& ec, tcp::socket socket) {
+    if (stopping_ || failed_ || ec == asio::error::operation_aborted) return;
+    if (ec) {
+      host_.log().warning("mq.accept_failed", {{"error", ec.message()}});
+      accept_retry_.expires_after(kAcceptRetryDelay);
+      accept_retry_.async_wait([this](const error_code& wait_ec) {
+        if (!wait_ec && !stopping_ && !failed_) accept_next();
+      });
+      return;
+    }
+    if (connections_.size() >= options_.max_connections) {
+      rejected_.add();
+      error_code ignored;
+      socket.close(ignored);
+    } else {
+      error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      const ConnectionId id = ++next_connection_;
+      auto connection = std::make_shared<Connection>(*this, id, std::move(socket));
+      connections_.emplace(id, connection);
+      accepted_.add();
+      open_.add(1);
+      if (!connection->begin()) connection->close_now();
+    }
+    accept_next();
+  });
+}
+
+void MqServer::send(ConnectionId connection, const Packet& packet) {
+  auto found = connections_.find(connection);
+  if (found == connections_.end()) return;
+  const auto keep = found->second;  // a failed send ends in forget(), which erases the entry
+  keep->send(packet);
+}
+
+void MqServer::close(ConnectionId connection) {
+  auto found = connections_.find(connection);
+  if (found == connections_.end()) return;
+  const auto keep = found->second;
+  keep->close_by_broker();
+}
+
+std::size_t MqServer::backlog(ConnectionId connection) const {
+  auto found = connections_.find(connection);
+  return found == connections_.end() ? 0 : found->second->backlog();
+}
+
+void MqServer::resume(ConnectionId connection) {
+  auto found = connections_.find(connection);
+  if (found == connections_.end()) return;
+  const auto keep = found->second;
+  keep->resume();
+}
+
+void MqServer::close_all() {
+  stopping_ = true;
+  error_code ignored;
+  acceptor_.close(ignored);
+  accept_retry_.cancel();
+  // The broker forgets every connection first, so that none publishes its will.
+  broker_->drop_all_connections();
+  // close_now ends in forget(), which erases from the map: iterate over a copy.
+  const auto connections = connections_;
+  for (const auto& [id, connection] : connections) connection->close_now();
+}
+
+void MqServer::forget(ConnectionId connection) {
+  if (connections_.erase(connection) > 0) open_.add(-1);
+}
+
+void MqServer::on_commit_failure(const std::string& reason) {
+  if (failed_) return;
+  failed_ = true;
+  // Nothing more may be acknowledged: drop every client and free the address for the next
+  // active. The host demotes the plugin when the node has really lost its lease.
+  host_.log().error("mq.commit_failed_closing",
+                    {{"reason", reason}, {"connections", connections_.size()}});
+  host_.health(EMSNODE_HEALTH_FAILED, "cannot commit to the shared database: " + reason);
+  error_code ignored;
+  acceptor_.close(ignored);
+  accept_retry_.cancel();
+  broker_->drop_all_connections();
+  const auto connections = connections_;
+  for (const auto& [id, connection] : connections) connection->close_now();
+}
+
+}  // namespace emsnode::plugins::mq
