@@ -192,6 +192,13 @@ class Connection {
 
   const std::string& where() const { return where_; }
   bool connected() const { return handle_ != nullptr; }
+
+  // A call of the database begins: an interrupt from now on (`generation` was read when the
+  // call entered, before it waited for other threads' calls) makes its waits fail.
+  void begin_call(std::uint64_t generation) {
+    generation_ = generation;
+    if (interrupted()) throw UnreachableError(where_ + ": interrupted before it began");
+  }
   PGconn* get() const { return handle_.get(); }
   void drop() noexcept { handle_.reset(); }
 
@@ -225,10 +232,29 @@ class Connection {
     add("application_name", "emsnode");
     keys.push_back(nullptr);
     values.push_back(nullptr);
-    ConnectionHandle handle(PQconnectdbParams(keys.data(), values.data(), 1));
+    // Connected step by step (libpq's connect_timeout does not apply then: the deadline here
+    // does), so that an interrupt cuts a connect to an unreachable server short too.
+    ConnectionHandle handle(PQconnectStartParams(keys.data(), values.data(), 1));
     if (!handle) throw UnreachableError(where_ + ": cannot connect: out of memory");
-    if (PQstatus(handle.get()) != CONNECTION_OK) {
-      throw UnreachableError(where_ + ": cannot connect: " + trimmed(PQerrorMessage(handle.get())));
+    const auto deadline = Clock::now() + options_.connect_timeout;
+    for (PostgresPollingStatusType step = PGRES_POLLING_WRITING; step != PGRES_POLLING_OK;
+         step = PQconnectPoll(handle.get())) {
+      if (PQstatus(handle.get()) == CONNECTION_BAD || step == PGRES_POLLING_FAILED) {
+        throw UnreachableError(where_ +
+                               ": cannot connect: " + trimmed(PQerrorMessage(handle.get())));
+      }
+      switch (wait_ready(PQsocket(handle.get()), step == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+                         deadline)) {
+        case Wait::ready:
+          break;
+        case Wait::timed_out:
+          throw UnreachableError(where_ + ": cannot connect: no answer within " +
+                                 std::to_string(options_.connect_timeout.count()) + " ms");
+        case Wait::interrupted:
+          throw UnreachableError(where_ + ": connect interrupted");
+        case Wait::failed:
+          throw UnreachableError(where_ + ": cannot connect: " + std::strerror(errno));
+      }
     }
     // Notices (CREATE TABLE IF NOT EXISTS on an existing table, ...) are not errors; libpq would
     // print them on standard error.
@@ -248,7 +274,6 @@ class Connection {
   // UnreachableError (and drops the connection) when the server cannot be reached or does not
   // answer in time, else DbError with the server's message.
   ResultHandle run(const std::string& sql, const Params& params, std::string_view shown = {}) {
-    generation_ = interrupter_ ? interrupter_->generation() : 0;
     PGconn* const connection = handle_.get();
     const std::string head = sql_head(shown.empty() ? std::string_view(sql) : shown);
     std::vector<Oid> types(params.size(), 0);
@@ -340,30 +365,40 @@ class Connection {
   }
 
  private:
-  // Waits until the socket is ready for `events` or the deadline passes (then the connection is
-  // dropped: an answer that arrives later must not be taken for the next statement's).
-  void wait_socket(short events, Clock::time_point deadline, const std::string& head) {
+  enum class Wait { ready, timed_out, interrupted, failed };
+
+  bool interrupted() const { return interrupter_ && interrupter_->generation() != generation_; }
+
+  // Waits until `fd` is ready for `events`, the deadline passes, or the call is interrupted.
+  Wait wait_ready(int fd, short events, Clock::time_point deadline) {
     for (;;) {
+      if (interrupted()) return Wait::interrupted;
       const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0) {
+      if (left.count() <= 0) return Wait::timed_out;
+      pollfd p[2] = {{fd, events, 0}, {interrupter_ ? interrupter_->fd() : -1, POLLIN, 0}};
+      const int ready = ::poll(p, 2, static_cast<int>(left.count()));
+      if (ready < 0 && errno != EINTR) return Wait::failed;
+      if (ready > 0 && (p[1].revents & POLLIN)) interrupter_->drain();
+      if (ready > 0 && p[0].revents != 0) return Wait::ready;
+    }
+  }
+
+  // Waits until the socket is ready for `events`; on a timeout or an interrupt the connection is
+  // dropped (an answer that arrives later must not be taken for the next statement's).
+  void wait_socket(short events, Clock::time_point deadline, const std::string& head) {
+    switch (wait_ready(PQsocket(handle_.get()), events, deadline)) {
+      case Wait::ready:
+        return;
+      case Wait::timed_out:
         drop();
         throw UnreachableError(where_ + ": " + head + ": no answer from the server within " +
                                std::to_string((options_.statement_timeout + kClientGrace).count()) +
                                " ms");
-      }
-      pollfd p[2] = {{PQsocket(handle_.get()), events, 0},
-                     {interrupter_ ? interrupter_->fd() : -1, POLLIN, 0}};
-      const int ready = ::poll(p, 2, static_cast<int>(left.count()));
-      if (ready < 0 && errno != EINTR) lost(head);
-      if (ready > 0 && (p[1].revents & POLLIN)) {
-        interrupter_->drain();
-        if (interrupter_->generation() != generation_) {
-          drop();
-          throw UnreachableError(where_ + ": " + head +
-                                 ": interrupted while waiting for the server");
-        }
-      }
-      if (ready > 0 && p[0].revents != 0) return;
+      case Wait::interrupted:
+        drop();
+        throw UnreachableError(where_ + ": " + head + ": interrupted while waiting for the server");
+      case Wait::failed:
+        lost(head);
     }
   }
 
@@ -513,17 +548,23 @@ class PostgresDatabase final : public Database {
   void interrupt() override { interrupter_.interrupt(); }
 
   std::int64_t now_ms() override {
+    const auto generation = interrupter_.generation();
     std::lock_guard lock(mutex_);
+    if (!in_transaction_) connection_.begin_call(generation);
     return run(kNowSql, {}, nullptr).front().integer(0);
   }
 
   Rows query(std::string_view sql, const Params& params) override {
+    const auto generation = interrupter_.generation();
     std::lock_guard lock(mutex_);
+    if (!in_transaction_) connection_.begin_call(generation);
     return run(sql, params, nullptr);
   }
 
   void transaction(const std::function<void(Transaction&)>& body) override {
+    const auto generation = interrupter_.generation();
     std::lock_guard lock(mutex_);
+    if (!in_transaction_) connection_.begin_call(generation);
     if (in_transaction_) {
       throw DbError(where_ +
                     ": transaction() called inside a transaction body; use the Transaction it "

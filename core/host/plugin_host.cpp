@@ -33,6 +33,23 @@ std::string ms(std::chrono::milliseconds duration) {
   return std::to_string(duration.count());
 }
 
+// Why a plugin's create failed. A plugin's ConfigError reads "config key 'KEY': problem"
+// (sdk/plugin.hpp); when KEY was written in the node config, the reason is put at its place
+// there, FILE:LINE:COL, as the host's own checks of the section are.
+std::string create_failure(PluginInstance& instance, const std::string& error,
+                           const fs::path& config_file) {
+  const std::string failed = instance.manifest().library.string() + ": create failed: " + error;
+  constexpr std::string_view kPrefix = "config key '";
+  const std::size_t end = error.find('\'', kPrefix.size());
+  if (error.rfind(kPrefix, 0) != 0 || end == std::string::npos) return failed;
+  const auto where = instance.context().values().source(
+      std::string_view(error).substr(kPrefix.size(), end - kPrefix.size()));
+  if (!where) return failed;
+  return config::ConfigError::at(*where, config_file.string(),
+                                 "[plugins." + instance.manifest().id + "] " + error)
+      .what();
+}
+
 }  // namespace
 
 std::string_view state_name(PluginState state) {
@@ -191,7 +208,7 @@ void PluginHost::create_all() {
     const Manifest& manifest = slot.instance->manifest();
     if (outcome.result != CallResult::ok) {
       set_state(slot, PluginState::failed, outcome.error);
-      throw HostError(manifest.library.string() + ": create failed: " + outcome.error);
+      throw HostError(create_failure(*slot.instance, outcome.error, config_file_));
     }
     set_state(slot, PluginState::created);
     log_.info("plugin.created", {{"id", manifest.id}, {"elapsed_ms", ms(outcome.elapsed)}});
@@ -330,8 +347,7 @@ std::vector<CheckResult> PluginHost::check() {
     const CallOutcome outcome = slot.instance->create();
     elapsed[slot.section] = outcome.elapsed;
     if (outcome.result != CallResult::ok) {
-      errors[slot.section] =
-          slot.instance->manifest().library.string() + ": create failed: " + outcome.error;
+      errors[slot.section] = create_failure(*slot.instance, outcome.error, config_file_);
       set_state(slot, PluginState::failed, outcome.error);
       continue;
     }

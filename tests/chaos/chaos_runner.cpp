@@ -139,6 +139,7 @@ class Campaign {
       fault.epoch_before = cluster_.status(*active).lease_epoch;
       inject(fault, *active, origin);
       fault.settled = settle();
+      if (!fault.settled) report_nodes();
       fault.epoch_after = lease_epoch();
       std::cerr << "chaos: fault " << i + 1 << "/" << options_.faults << " " << fault.kind << " of "
                 << fault.target << ": epoch " << fault.epoch_before << " -> " << fault.epoch_after
@@ -221,6 +222,18 @@ class Campaign {
           return cluster_.single_active() == active;
         },
         kSettleLimit);
+  }
+
+  // Why the cluster did not settle: each node's state and the end of its standard error.
+  void report_nodes() {
+    for (std::size_t i = 0; i < cluster_.size(); ++i) {
+      const auto status = cluster_.status(i);
+      const std::string err = cluster_[i].process ? cluster_[i].process->err() : "";
+      std::cerr << "chaos: " << cluster_[i].id << (cluster_.running(i) ? " running" : " exited")
+                << ", role " << (status.answered ? status.role : "(no answer)") << ", reason "
+                << status.not_active_reason << "\n"
+                << err.substr(err.size() > 2000 ? err.size() - 2000 : 0);
+    }
   }
 
   std::uint64_t lease_epoch() {

@@ -2,6 +2,11 @@
 // server does to a caller. Cases without a tag run on both backends (the same behaviour is the
 // point); [postgresql] ones need the server of the test run, or one of their own.
 #include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <chrono>
 #include <cstdlib>
 #include <future>
@@ -253,4 +258,52 @@ TEST_CASE("a notification wakes a listener on commit and not before") {
   CHECK(std::chrono::steady_clock::now() - started < milliseconds(500));
   writer.join();
   CHECK_THROWS_AS(db->listen("Not A Channel"), std::invalid_argument);
+}
+
+TEST_CASE("an interrupt also fails a call queued behind another thread's", "[postgresql]") {
+  DbDir dir;
+  const auto database = dir.open(10000);
+  auto slow = std::async(std::launch::async, [&] { database->query("SELECT pg_sleep(5)"); });
+  std::this_thread::sleep_for(milliseconds(300));
+  auto queued = std::async(std::launch::async, [&] { database->query("SELECT 1"); });
+  std::this_thread::sleep_for(milliseconds(200));
+  const auto interrupted = std::chrono::steady_clock::now();
+  database->interrupt();
+  CHECK_THROWS_AS(slow.get(), UnreachableError);
+  CHECK_THROWS_AS(queued.get(), UnreachableError);
+  CHECK(std::chrono::steady_clock::now() - interrupted < std::chrono::seconds(2));
+  CHECK(database->query("SELECT 1").front().integer(0) == 1);
+}
+
+TEST_CASE("an interrupt cuts short a connect to a server that does not answer", "[postgresql]") {
+  // A loopback listener whose accept queue is full: the kernel drops further SYNs, so a
+  // connect hangs as it would towards a partitioned server.
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(::listen(listener, 0) == 0);
+  socklen_t length = sizeof address;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  const int port = ntohs(address.sin_port);
+  std::vector<int> fillers;
+  for (int i = 0; i < 2; ++i) {  // fill the queue (backlog 0 still admits one)
+    fillers.push_back(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+    ::connect(fillers.back(), reinterpret_cast<sockaddr*>(&address), sizeof address);
+  }
+  std::this_thread::sleep_for(milliseconds(100));
+
+  PostgresOptions options =
+      options_for("postgresql://nobody@127.0.0.1:" + std::to_string(port) + "/none");
+  options.connect_timeout = std::chrono::seconds(20);
+  const auto database = open_postgres(options);
+  const auto started = std::chrono::steady_clock::now();
+  auto call = std::async(std::launch::async, [&] { database->query("SELECT 1"); });
+  std::this_thread::sleep_for(milliseconds(500));
+  database->interrupt();
+  CHECK_THROWS_WITH(call.get(), Contains("interrupted"));
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(3));
+  for (int fd : fillers) ::close(fd);
+  ::close(listener);
 }

@@ -117,6 +117,21 @@ TEST_CASE("an invalid plugin section is refused at its place in the node config"
   CHECK_THAT(result.err, Catch::Contains("listen"));
 }
 
+TEST_CASE("a value the plugin itself refuses is reported at its place in the node config") {
+  TempDir dir;
+  // The schema takes any duration; the echo plugin's create refuses 0, naming the key.
+  const auto conf = dir.write("node.toml",
+                              "[node]\nid = \"n1\"\n[database]\nmigrate = true\n[plugins.echo]\n\n"
+                              "idle_timeout = \"0ms\"\n");
+  for (const char* verb : {"check", "run"}) {
+    const auto result = run({kEmsnode, verb, "--conf", conf.string()}, dir.path());
+    CHECK(result.status == 2);
+    CHECK_THAT(result.err,
+               Catch::Contains(conf.string() + ":7:16: [plugins.echo] config key "
+                                               "'idle_timeout': must be longer than 0ms"));
+  }
+}
+
 TEST_CASE("a running node serves its plugins and stops cleanly on SIGTERM or SIGINT") {
   const int stop_signal = GENERATE(SIGTERM, SIGINT);
   TempDir dir;

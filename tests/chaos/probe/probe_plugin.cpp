@@ -4,6 +4,7 @@
 //   "R\n"      -> "R <node> <epoch>\n"                      a read served under <epoch>
 //   "W <id>\n" -> "OK <node> <epoch> <seq>\n"                <id> committed, fenced, as write <seq>
 //                 "FENCED <reason>\n" | "ERR <reason>\n"      nothing committed
+//   (either)   -> "ERR not serving\n" while the node has no epoch (it is fencing itself)
 // Writes go to probe_writes; `seq` comes from a counter row every write updates in its own
 // transaction, so seq order is commit order on any backend (the row lock orders the writers).
 #include <emsnode/plugin.hpp>
@@ -117,6 +118,9 @@ class ProbePlugin final : public sdk::Plugin {
   std::string answer(const std::string& request) {
     const std::string node(host().node_id());
     const std::uint64_t epoch = host().epoch();
+    // Epoch 0: the node is fencing itself or stopping; what it answered now would not be served
+    // under any lease.
+    if (epoch == 0) return "ERR not serving";
     if (request == "R") return "R " + node + " " + std::to_string(epoch);
     if (request.rfind("W ", 0) != 0) return "ERR unknown request";
     try {
