@@ -63,6 +63,7 @@ class NetCluster {
         client_(lab_.add_host("client")),
         postgres_(dir, db_host_.address, kPostgresPort, &db_host_) {
     postgres_.psql(std::string("CREATE DATABASE ") + kDatabase);
+    std::filesystem::create_directories(tmp_);
     for (std::size_t i = 0; i < size; ++i) {
       Node node;
       node.id = "node" + std::to_string(i + 1);
@@ -97,11 +98,13 @@ class NetCluster {
   void start(std::size_t i) {
     Node& node = nodes_.at(i);
     node.exit_expected = false;
-    std::vector<std::string> env;
+    // A temporary folder of the cluster's own, as each host has: a node keeps its identity lock
+    // there, and clusters of other tests on this machine use the same addresses and node ids.
+    std::vector<std::string> env = {"TMPDIR=" + tmp_.string()};
     if (can_step_clocks()) {
-      env = {std::string("LD_PRELOAD=") + kFaketime,
-             "FAKETIME_TIMESTAMP_FILE=" + node.clock.string(), "FAKETIME_CACHE_DURATION=1",
-             "FAKETIME_DONT_FAKE_MONOTONIC=1"};
+      env.insert(env.end(), {std::string("LD_PRELOAD=") + kFaketime,
+                             "FAKETIME_TIMESTAMP_FILE=" + node.clock.string(),
+                             "FAKETIME_CACHE_DURATION=1", "FAKETIME_DONT_FAKE_MONOTONIC=1"});
     }
     node.process = std::make_unique<Process>(
         NetLab::inside(*node.host, {emsnode_, "--conf", node.conf.string()}), dir_.path(), env);
@@ -203,6 +206,7 @@ class NetCluster {
   const NetLab::Host& db_host_;
   const NetLab::Host& client_;
   PostgresServer postgres_;
+  std::filesystem::path tmp_ = dir_.path() / "tmp";
   std::vector<Node> nodes_;
 };
 
