@@ -350,7 +350,8 @@ int run(int argc, char** argv) {
   NetCluster cluster(
       options.emsnode, dir, 3,
       "[plugin_host]\ndirs = [\"" + options.plugins +
-          "\"]\n\n[plugins.probe]\nlisten = \"0.0.0.0:" + std::to_string(kProbePort) + "\"\n");
+          "\"]\n\n[plugins.probe]\nlisten = \"0.0.0.0:" + std::to_string(kProbePort) + "\"\n",
+      /*steppable_clocks=*/true);
   cluster.start_all();
   if (!cluster.await_single_active(kSettleLimit)) {
     std::cerr << "chaos: the cluster never had one active node\n";

@@ -18,6 +18,8 @@
 #include "config/node_config.hpp"
 #include "db/postgres_database.hpp"
 #include "db_test_support.hpp"
+#include "support/net.hpp"
+#include "support/postgres_server.hpp"
 #include "support/private_postgres.hpp"
 
 using namespace emsnode::db;
@@ -306,4 +308,57 @@ TEST_CASE("an interrupt cuts short a connect to a server that does not answer", 
   CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(3));
   for (int fd : fillers) ::close(fd);
   ::close(listener);
+}
+
+TEST_CASE(
+    "sslmode verify-full connects over TLS to a server whose certificate the CA signed, and "
+    "refuses one it did not",
+    "[postgresql]") {
+  if (const auto why = emsnode::testing::PostgresServer::unavailable()) {
+    WARN("skipped: " << *why);
+    return;
+  }
+  emsnode::testing::TempDir dir;
+  const auto openssl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "/usr/bin/openssl");
+    const auto done = emsnode::testing::run(args, dir.path());
+    REQUIRE(done.status == 0);
+  };
+  // A CA, a server certificate for 127.0.0.1 signed by it, and a CA that signed nothing.
+  const std::string d = dir.path().string() + "/";
+  for (const char* ca : {"ca", "other-ca"}) {
+    openssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+             std::string("/CN=") + ca, "-keyout", d + ca + ".key", "-out", d + ca + ".pem"});
+  }
+  openssl({"req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout",
+           d + "server.key", "-out", d + "server.csr"});
+  dir.write("san.ext", "subjectAltName = IP:127.0.0.1\n");
+  openssl({"x509", "-req", "-in", d + "server.csr", "-CA", d + "ca.pem", "-CAkey", d + "ca.key",
+           "-CAcreateserial", "-days", "2", "-extfile", d + "san.ext", "-out", d + "server.pem"});
+
+  emsnode::testing::PortReservation port;
+  emsnode::testing::PostgresServer server(dir, "127.0.0.1", port.port());
+  // The server reads its key only if postgres owns it and nobody else may read it.
+  for (const char* file : {"server.pem", "server.key"}) {
+    const auto done = emsnode::testing::run(
+        {"/usr/bin/install", "-o", "postgres", "-m", "0600", d + file, d + "postgres/" + file},
+        dir.path());
+    REQUIRE(done.status == 0);
+  }
+  server.psql("ALTER SYSTEM SET ssl_cert_file = '" + d + "postgres/server.pem'");
+  server.psql("ALTER SYSTEM SET ssl_key_file = '" + d + "postgres/server.key'");
+  server.psql("ALTER SYSTEM SET ssl = on");
+  server.psql("SELECT pg_reload_conf()");
+  std::this_thread::sleep_for(milliseconds(300));
+
+  PostgresOptions options = options_for(server.url("postgres"));
+  options.sslmode = "verify-full";
+  options.sslrootcert = d + "ca.pem";
+  const auto database = open_postgres(options);
+  CHECK(database->query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .front()
+            .integer(0) == 1);
+
+  options.sslrootcert = d + "other-ca.pem";
+  CHECK_THROWS_WITH(open_postgres(options)->query("SELECT 1"), Contains("certificate"));
 }

@@ -54,10 +54,13 @@ class NetCluster {
     return std::nullopt;
   }
 
-  // `extra`: TOML appended to every node's config (plugins, [role] timers).
+  // `extra`: TOML appended to every node's config (plugins, [role] timers). `steppable_clocks`:
+  // the nodes run under libfaketime so that step_clock() works (not under AddressSanitizer,
+  // whose runtime must be the first library loaded).
   NetCluster(std::string emsnode, const TempDir& dir, std::size_t size,
-             const std::string& extra = "")
+             const std::string& extra = "", bool steppable_clocks = false)
       : emsnode_(std::move(emsnode)),
+        steppable_clocks_(steppable_clocks && can_step_clocks()),
         dir_(dir),
         db_host_(lab_.add_host("db")),
         client_(lab_.add_host("client")),
@@ -101,7 +104,7 @@ class NetCluster {
     // A temporary folder of the cluster's own, as each host has: a node keeps its identity lock
     // there, and clusters of other tests on this machine use the same addresses and node ids.
     std::vector<std::string> env = {"TMPDIR=" + tmp_.string()};
-    if (can_step_clocks()) {
+    if (steppable_clocks_) {
       env.insert(env.end(), {std::string("LD_PRELOAD=") + kFaketime,
                              "FAKETIME_TIMESTAMP_FILE=" + node.clock.string(),
                              "FAKETIME_CACHE_DURATION=1", "FAKETIME_DONT_FAKE_MONOTONIC=1"});
@@ -127,7 +130,7 @@ class NetCluster {
     return nodes_[i].process->wait(std::chrono::seconds(15));
   }
   // Steps node i's wall clock to `offset_s` seconds from the true time (the node reads it
-  // within a second).
+  // within a second). Needs steppable_clocks.
   void step_clock(std::size_t i, long offset_s) {
     dir_.write(nodes_.at(i).clock, (offset_s >= 0 ? "+" : "") + std::to_string(offset_s) + "\n");
   }
@@ -201,6 +204,7 @@ class NetCluster {
   }
 
   std::string emsnode_;
+  bool steppable_clocks_;
   const TempDir& dir_;
   NetLab lab_;
   const NetLab::Host& db_host_;
