@@ -13,7 +13,7 @@ packages=(
   clang-14 libclang-rt-14-dev
   iproute2 nftables faketime
   mosquitto
-  mosquitto-clients python3-paho-mqtt python3 openssl
+  mosquitto-clients python3-paho-mqtt python3 openssl sqlite3
 )
 
 missing=()

@@ -23,6 +23,7 @@
 #include <climits>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -211,35 +212,54 @@ class SqliteDatabase final : public Database {
   // of rows changed; `read_only` refuses a statement that could write.
   Rows run(std::string_view sql, const Params& params, std::int64_t* changes,
            bool read_only = false) {
-    sqlite3* const connection = connection_.get();
+    sqlite3_stmt* const statement = prepared(sql);
+    // Reset at once, even on error: a statement left mid-way would hold its read snapshot.
+    struct Reset {
+      sqlite3_stmt* statement;
+      ~Reset() {
+        sqlite3_reset(statement);
+        sqlite3_clear_bindings(statement);
+      }
+    } reset{statement};
+    if (read_only && !sqlite3_stmt_readonly(statement)) {
+      throw DbError(path_ + ": " + sql_head(sql) +
+                    ": query() only reads; write inside transaction()");
+    }
+    bind(statement, sql, params);
+    Rows rows;
+    for (;;) {
+      const int stepped = sqlite3_step(statement);
+      if (stepped == SQLITE_DONE) break;
+      if (stepped != SQLITE_ROW) fail(stepped, sql);
+      rows.emplace_back(read_row(statement));
+    }
+    if (changes) *changes = sqlite3_changes64(connection_.get());
+    return rows;
+  }
+
+ private:
+  // The statement for `sql`, prepared once and then reused: plugins run the same few statements
+  // many times (the mq plugin several per message), and preparing costs more than running.
+  sqlite3_stmt* prepared(std::string_view sql) {
+    if (auto found = statements_.find(sql); found != statements_.end()) {
+      return found->second.get();
+    }
     sqlite3_stmt* raw = nullptr;
     const char* tail = nullptr;
-    const int prepared =
-        sqlite3_prepare_v2(connection, sql.data(), static_cast<int>(sql.size()), &raw, &tail);
+    const int code = sqlite3_prepare_v3(connection_.get(), sql.data(), static_cast<int>(sql.size()),
+                                        SQLITE_PREPARE_PERSISTENT, &raw, &tail);
     StatementHandle statement(raw);
-    if (prepared != SQLITE_OK) fail(prepared, sql);
+    if (code != SQLITE_OK) fail(code, sql);
     if (!statement) throw DbError(path_ + ": empty statement");
     const std::string_view rest(tail, static_cast<std::size_t>(sql.data() + sql.size() - tail));
     if (rest.find_first_not_of(" \t\r\n;") != std::string_view::npos) {
       throw DbError(path_ + ": " + sql_head(sql) + ": one statement at a time");
     }
-    if (read_only && !sqlite3_stmt_readonly(statement.get())) {
-      throw DbError(path_ + ": " + sql_head(sql) +
-                    ": query() only reads; write inside transaction()");
-    }
-    bind(statement.get(), sql, params);
-    Rows rows;
-    for (;;) {
-      const int stepped = sqlite3_step(statement.get());
-      if (stepped == SQLITE_DONE) break;
-      if (stepped != SQLITE_ROW) fail(stepped, sql);
-      rows.emplace_back(read_row(statement.get()));
-    }
-    if (changes) *changes = sqlite3_changes64(connection);
-    return rows;
+    // Bounded for plugins that build their SQL: the set starts over when full.
+    if (statements_.size() >= kStatementCacheSize) statements_.clear();
+    return statements_.emplace(std::string(sql), std::move(statement)).first->second.get();
   }
 
- private:
   void bind(sqlite3_stmt* statement, std::string_view sql, const Params& params) {
     const int expected = sqlite3_bind_parameter_count(statement);
     if (expected != static_cast<int>(params.size())) {
@@ -345,6 +365,9 @@ class SqliteDatabase final : public Database {
   // (they then run within the transaction); other threads wait for the transaction to end.
   std::recursive_mutex mutex_;
   bool in_transaction_ = false;
+  // After connection_, so that the statements are finalized before the connection closes.
+  static constexpr std::size_t kStatementCacheSize = 256;
+  std::map<std::string, StatementHandle, std::less<>> statements_;
 };
 
 std::int64_t SqliteTransaction::exec(std::string_view sql, const Params& params) {

@@ -15,7 +15,8 @@ namespace {
 constexpr std::string_view kScheme = "pbkdf2-sha512";
 constexpr std::size_t kSaltBytes = 16;
 constexpr std::size_t kHashBytes = 64;
-// Below this a hash is too cheap to guess against; above it one CONNECT stalls the I/O thread.
+// Below this a hash is too cheap to guess against; above it one CONNECT holds the authenticator
+// (and every CONNECT queued behind it) for seconds.
 constexpr std::uint32_t kMinIterations = 1000;
 constexpr std::uint32_t kMaxIterations = 10000000;
 
@@ -56,6 +57,13 @@ std::vector<std::uint8_t> pbkdf2(std::string_view password, const std::vector<st
     throw std::runtime_error("PBKDF2 failed");
   }
   return out;
+}
+
+// Spends the time a check against a hash of `iterations` costs, for a user who has none: the
+// answer's timing must not say which user names exist.
+void hash_in_vain(std::string_view password, std::uint32_t iterations) {
+  static const std::vector<std::uint8_t> kSalt(kSaltBytes, 0);
+  (void)pbkdf2(password, kSalt, iterations, kHashBytes);
 }
 
 std::string read_text(const std::filesystem::path& path) {
@@ -130,6 +138,38 @@ std::string hash_password(std::string_view password, std::uint32_t iterations) {
          to_hex(pbkdf2(password, salt, iterations, kHashBytes));
 }
 
+PasswordHash PasswordHash::parse(std::string_view text) {
+  const auto fail = [](const std::string& what) {
+    throw AccessFileError(what + " (expected $pbkdf2-sha512$ITERATIONS$SALT_HEX$HASH_HEX)");
+  };
+  const std::vector<std::string_view> parts = split(text, '$');
+  if (parts.size() != 5 || !parts[0].empty() || parts[1] != kScheme) {
+    fail("the hash is not in the pbkdf2-sha512 format");
+  }
+  PasswordHash hash;
+  const std::string iterations(parts[2]);
+  if (iterations.empty() || iterations.size() > 8 ||
+      iterations.find_first_not_of("0123456789") != std::string::npos) {
+    fail("the iteration count is not a number");
+  }
+  hash.iterations_ = static_cast<std::uint32_t>(std::stoul(iterations));
+  if (hash.iterations_ < kMinIterations || hash.iterations_ > kMaxIterations) {
+    fail("the iteration count is outside " + std::to_string(kMinIterations) + ".." +
+         std::to_string(kMaxIterations));
+  }
+  auto salt = from_hex(parts[3]);
+  auto digest = from_hex(parts[4]);
+  if (!salt || !digest || digest->size() < 16) fail("the salt or hash is not hex");
+  hash.salt_ = std::move(*salt);
+  hash.hash_ = std::move(*digest);
+  return hash;
+}
+
+bool PasswordHash::verify(std::string_view password) const {
+  const std::vector<std::uint8_t> computed = pbkdf2(password, salt_, iterations_, hash_.size());
+  return CRYPTO_memcmp(computed.data(), hash_.data(), computed.size()) == 0;
+}
+
 PasswordFile PasswordFile::load(const std::filesystem::path& path) {
   return parse(read_text(path), path.string());
 }
@@ -138,34 +178,20 @@ PasswordFile PasswordFile::parse(std::string_view text, const std::string& origi
   PasswordFile file;
   for_each_line(text, [&](std::size_t number, std::string_view line) {
     const auto fail = [&](const std::string& what) {
-      throw AccessFileError(origin + ":" + std::to_string(number) + ": " + what +
-                            " (expected name:$pbkdf2-sha512$ITERATIONS$SALT_HEX$HASH_HEX)");
+      throw AccessFileError(origin + ":" + std::to_string(number) + ": " + what);
     };
     const std::size_t colon = line.find(':');
-    if (colon == std::string_view::npos || colon == 0) fail("no user name before ':'");
+    if (colon == std::string_view::npos || colon == 0) {
+      fail("no user name before ':' (expected name:$pbkdf2-sha512$ITERATIONS$SALT_HEX$HASH_HEX)");
+    }
     const std::string name(line.substr(0, colon));
-    const std::vector<std::string_view> parts = split(line.substr(colon + 1), '$');
-    if (parts.size() != 5 || !parts[0].empty() || parts[1] != kScheme) {
-      fail("the hash of '" + name + "' is not in the pbkdf2-sha512 format");
+    std::optional<PasswordHash> hash;
+    try {
+      hash = PasswordHash::parse(line.substr(colon + 1));
+    } catch (const AccessFileError& e) {
+      fail("user '" + name + "': " + e.what());
     }
-    Hash hash;
-    const std::string iterations(parts[2]);
-    if (iterations.empty() || iterations.size() > 8 ||
-        iterations.find_first_not_of("0123456789") != std::string::npos) {
-      fail("the iteration count of '" + name + "' is not a number");
-    }
-    hash.iterations = static_cast<std::uint32_t>(std::stoul(iterations));
-    if (hash.iterations < kMinIterations || hash.iterations > kMaxIterations) {
-      fail("the iteration count of '" + name + "' is outside " + std::to_string(kMinIterations) +
-           ".." + std::to_string(kMaxIterations));
-    }
-    auto salt = from_hex(parts[3]);
-    auto digest = from_hex(parts[4]);
-    if (!salt || !digest || digest->size() < 16)
-      fail("the salt or hash of '" + name + "' is not hex");
-    hash.salt = std::move(*salt);
-    hash.hash = std::move(*digest);
-    if (!file.users_.emplace(name, std::move(hash)).second) fail("'" + name + "' appears twice");
+    if (!file.users_.emplace(name, std::move(*hash)).second) fail("'" + name + "' appears twice");
   });
   return file;
 }
@@ -173,17 +199,10 @@ PasswordFile PasswordFile::parse(std::string_view text, const std::string& origi
 bool PasswordFile::verify(std::string_view name, std::string_view password) const {
   auto found = users_.find(name);
   if (found == users_.end()) {
-    // Spend the time a known user would cost, against a hash no password gives.
-    static const std::vector<std::uint8_t> kSalt(kSaltBytes, 0);
-    const std::uint32_t iterations =
-        users_.empty() ? kMinIterations : users_.begin()->second.iterations;
-    (void)pbkdf2(password, kSalt, iterations, kHashBytes);
+    hash_in_vain(password, users_.empty() ? kMinIterations : users_.begin()->second.iterations());
     return false;
   }
-  const Hash& hash = found->second;
-  const std::vector<std::uint8_t> computed =
-      pbkdf2(password, hash.salt, hash.iterations, hash.hash.size());
-  return CRYPTO_memcmp(computed.data(), hash.hash.data(), computed.size()) == 0;
+  return found->second.verify(password);
 }
 
 bool filter_covers(std::string_view rule, std::string_view filter) {
@@ -279,42 +298,65 @@ bool AclRules::may_read(std::string_view client_id, const std::optional<std::str
 }
 
 AccessControl::Outcome AccessControl::authenticate(
-    const Connect& connect, const std::optional<std::string>& certificate_name) const {
+    const Connect& connect, const std::optional<std::string>& certificate_name,
+    const UserLookup& users) const {
   Outcome outcome;
+  const auto refuse = [&](std::uint8_t code, const char* reason) {
+    outcome.connack_code = code;
+    outcome.reason = reason;
+    return outcome;
+  };
   if (use_identity_as_username) {
     // The TLS layer verified the certificate (require_client_cert): its name is the identity.
-    if (!certificate_name) {
-      outcome.connack_code = connack_v311::kNotAuthorized;
-      outcome.reason = "no client certificate";
-      return outcome;
-    }
+    if (!certificate_name) return refuse(connack_v311::kNotAuthorized, "no client certificate");
     outcome.username = certificate_name;
     return outcome;
   }
+  const bool in_file = connect.username && passwords && passwords->has_user(*connect.username);
+  // Looked up at most once, and only for a name the password file does not have.
+  std::optional<StoredUser> in_database;
+  if (connect.username && !in_file && database_users && users) {
+    in_database = users(*connect.username);
+  }
   if (connect.password) {
+    if (!passwords && !(database_users && users)) {
+      return refuse(connack_v311::kBadUserNameOrPassword, "no password file to check it");
+    }
     const std::string password(connect.password->begin(), connect.password->end());
-    if (!connect.username || !passwords || !passwords->verify(*connect.username, password)) {
-      outcome.connack_code = connack_v311::kBadUserNameOrPassword;
-      outcome.reason = passwords ? "wrong user name or password" : "no password file to check it";
-      return outcome;
+    bool verified = false;
+    if (in_database) {
+      if (!in_database->hash) {
+        return refuse(connack_v311::kBadUserNameOrPassword, "the user's stored hash is malformed");
+      }
+      verified = in_database->hash->verify(password);
+    } else if (passwords) {
+      // An unknown user costs a hash all the same.
+      verified = connect.username && passwords->verify(*connect.username, password);
+    } else {
+      hash_in_vain(password, kDefaultIterations);
+    }
+    if (!verified) {
+      return refuse(connack_v311::kBadUserNameOrPassword, "wrong user name or password");
     }
     outcome.username = connect.username;
     return outcome;
   }
-  if (connect.username && passwords && passwords->has_user(*connect.username)) {
+  if (in_file || in_database) {
     // A known user who gives no password must not pass for that user, nor for anonymous.
-    outcome.connack_code = connack_v311::kBadUserNameOrPassword;
-    outcome.reason = "no password";
-    return outcome;
+    return refuse(connack_v311::kBadUserNameOrPassword, "no password");
   }
   if (!allow_anonymous) {
-    outcome.connack_code = connack_v311::kNotAuthorized;
-    outcome.reason = "anonymous clients are not allowed";
-    return outcome;
+    return refuse(connack_v311::kNotAuthorized, "anonymous clients are not allowed");
   }
   // An anonymous client: a user name without a password is only a label, not an identity the
   // ACLs would trust.
   return outcome;
+}
+
+bool AccessControl::costly(const Connect& connect) const {
+  if (use_identity_as_username) return false;
+  if (connect.password) return passwords.has_value() || database_users;
+  return connect.username.has_value() && database_users;
 }
 
 }  // namespace emsnode::plugins::mq

@@ -1,7 +1,8 @@
 // Who may connect and what they may do: the password file (PBKDF2-HMAC-SHA512 hashes), the
-// identity a client certificate gives, and the topic ACLs with %c (client id) and %u (user
-// name) patterns. Loaded once from the config when the plugin is created, then read-only: the
-// broker asks it on its I/O thread.
+// identity a client certificate gives, the users of the mq_users table, and the topic ACLs with
+// %c (client id) and %u (user name) patterns. Loaded once from the config when the plugin is
+// created, then read-only: the broker asks it on its I/O thread, the Authenticator
+// (authenticator.hpp) on its own thread for what costs a hash or a database query.
 //
 // File formats, close to mosquitto's so that an operator recognises them:
 //   password file:  name:$pbkdf2-sha512$ITERATIONS$SALT_HEX$HASH_HEX    (one user per line)
@@ -16,6 +17,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -31,8 +33,30 @@ class AccessFileError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// The iterations of a new hash: about 10 ms of one core per check.
+inline constexpr std::uint32_t kDefaultIterations = 10000;
+
 /// "$pbkdf2-sha512$ITERATIONS$SALT_HEX$HASH_HEX" for `password`, with a random 16-byte salt.
-std::string hash_password(std::string_view password, std::uint32_t iterations = 10000);
+std::string hash_password(std::string_view password, std::uint32_t iterations = kDefaultIterations);
+
+/// One stored password, "$pbkdf2-sha512$ITERATIONS$SALT_HEX$HASH_HEX", as the password file and
+/// the mq_users table hold it.
+class PasswordHash {
+ public:
+  /// Throws AccessFileError saying what is wrong, without quoting `text`.
+  static PasswordHash parse(std::string_view text);
+
+  /// Whether `password` is the one hashed; costs the hash's iterations.
+  bool verify(std::string_view password) const;
+  std::uint32_t iterations() const { return iterations_; }
+
+ private:
+  PasswordHash() = default;  // only parse makes one: an empty hash would match any password
+
+  std::uint32_t iterations_ = 0;
+  std::vector<std::uint8_t> salt_;
+  std::vector<std::uint8_t> hash_;
+};
 
 /// The users of a password file.
 class PasswordFile {
@@ -49,12 +73,7 @@ class PasswordFile {
   bool verify(std::string_view name, std::string_view password) const;
 
  private:
-  struct Hash {
-    std::uint32_t iterations = 0;
-    std::vector<std::uint8_t> salt;
-    std::vector<std::uint8_t> hash;
-  };
-  std::map<std::string, Hash, std::less<>> users_;
+  std::map<std::string, PasswordHash, std::less<>> users_;
 };
 
 enum class Access : std::uint8_t { kRead = 1, kWrite = 2, kReadWrite = 3 };
@@ -91,12 +110,24 @@ class AclRules {
 /// Whether every topic that `filter` matches is matched by `rule` (both valid filters).
 bool filter_covers(std::string_view rule, std::string_view filter);
 
+/// A user found beyond the password file.
+struct StoredUser {
+  /// Empty when the stored hash is malformed: no password admits the user.
+  std::optional<PasswordHash> hash;
+};
+
+/// Finds a user beyond the password file by name (the mq_users table); nullopt for an unknown
+/// user. May block and throw (a database error): only the Authenticator's thread calls it.
+using UserLookup = std::function<std::optional<StoredUser>(const std::string& name)>;
+
 /// The authentication and authorisation settings of the broker.
 struct AccessControl {
   bool allow_anonymous = true;
   /// The client certificate's common name is the user name (and no password is asked).
   bool use_identity_as_username = false;
   std::optional<PasswordFile> passwords;
+  /// A user not in the password file is looked up with the UserLookup given to authenticate.
+  bool database_users = false;
   std::optional<AclRules> acl;
 
   struct Outcome {
@@ -104,9 +135,13 @@ struct AccessControl {
     std::optional<std::string> username;  // who the client is, for ACLs and logs
     std::string reason;                   // why it was refused, for the log
   };
-  /// Decides a CONNECT. `certificate_name` is the verified client certificate's common name.
-  Outcome authenticate(const Connect& connect,
-                       const std::optional<std::string>& certificate_name) const;
+  /// Decides a CONNECT. `certificate_name` is the verified client certificate's common name;
+  /// `users` finds the database users (without it, none is known).
+  Outcome authenticate(const Connect& connect, const std::optional<std::string>& certificate_name,
+                       const UserLookup& users = {}) const;
+  /// Whether authenticate hashes a password or looks a user up for `connect`: work that must
+  /// not stall the broker's I/O thread.
+  bool costly(const Connect& connect) const;
 };
 
 }  // namespace emsnode::plugins::mq

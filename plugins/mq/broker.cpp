@@ -1,6 +1,8 @@
 #include "broker.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <limits>
 #include <type_traits>
 #include <utility>
 
@@ -13,9 +15,10 @@ QoS min_qos(QoS a, QoS b) {
 
 // An acknowledgement of `packet_id` (3.1.1: the reason code and properties stay unset).
 template <typename Ack>
-Ack ack(std::uint16_t packet_id) {
+Ack ack(std::uint16_t packet_id, std::uint8_t reason_code = reason::kSuccess) {
   Ack packet;
   packet.packet_id = packet_id;
+  packet.reason_code = reason_code;
   return packet;
 }
 
@@ -33,6 +36,44 @@ std::string_view policy_name(QueueFullPolicy policy) {
       return "disconnect";
   }
   return "unknown";
+}
+
+// The 5.0 CONNACK reason for a refusal decided in 3.1.1 terms.
+std::uint8_t v5_connect_reason(std::uint8_t v311_code) {
+  switch (v311_code) {
+    case connack_v311::kUnacceptableProtocolVersion:
+      return reason::kUnsupportedProtocolVersion;
+    case connack_v311::kIdentifierRejected:
+      return reason::kClientIdentifierNotValid;
+    case connack_v311::kServerUnavailable:
+      return reason::kServerUnavailable;
+    case connack_v311::kBadUserNameOrPassword:
+      return reason::kBadUserNameOrPassword;
+    case connack_v311::kNotAuthorized:
+      return reason::kNotAuthorized;
+    default:
+      return reason::kUnspecifiedError;
+  }
+}
+
+// The properties a message carries from its publisher to its subscribers unchanged. The
+// expiry travels as a time of its own and topic aliases belong to one connection.
+Properties forwarded(const Properties& in) {
+  Properties out;
+  out.payload_format_indicator = in.payload_format_indicator;
+  out.content_type = in.content_type;
+  out.response_topic = in.response_topic;
+  out.correlation_data = in.correlation_data;
+  out.user_properties = in.user_properties;
+  return out;
+}
+
+constexpr std::uint32_t kNeverExpires = 0xFFFFFFFF;  // a Session Expiry Interval of "never"
+
+// Seconds from now until `at`, at least 1: an interval of 0 would mean "already expired".
+std::uint32_t seconds_until(WallMs at, WallMs now) {
+  const WallMs left = at - now;
+  return left <= 1000 ? 1u : static_cast<std::uint32_t>((left + 999) / 1000);
 }
 
 }  // namespace
@@ -56,12 +97,21 @@ BrokerMetrics::BrokerMetrics(sdk::Host& host)
                                          {{"reason", "slow_consumer"}})),
       dropped_not_authorized(host.counter("dropped_messages_total", "Deliveries dropped, by reason",
                                           {{"reason", "not_authorized"}})),
+      dropped_expired(host.counter("dropped_messages_total", "Deliveries dropped, by reason",
+                                   {{"reason", "expired"}})),
+      dropped_too_large(host.counter("dropped_messages_total", "Deliveries dropped, by reason",
+                                     {{"reason", "over_client_maximum_packet_size"}})),
       refused_credentials(host.counter("connects_refused_total", "CONNECTs refused, by reason",
                                        {{"reason", "bad_credentials"}})),
       refused_not_authorized(host.counter("connects_refused_total", "CONNECTs refused, by reason",
                                           {{"reason", "not_authorized"}})),
+      refused_unavailable(host.counter("connects_refused_total", "CONNECTs refused, by reason",
+                                       {{"reason", "server_unavailable"}})),
       takeovers(host.counter("session_takeovers_total",
-                             "Connections closed because their client id connected again")) {}
+                             "Connections closed because their client id connected again")),
+      wills_published(host.counter("wills_published_total", "Will messages published")),
+      sessions_expired(
+          host.counter("sessions_expired_total", "Sessions ended by their expiry interval")) {}
 
 Broker::Broker(BrokerOptions options, Committer& committer, BrokerIo& io, sdk::Logger log,
                BrokerMetrics& metrics)
@@ -71,6 +121,13 @@ Broker::Broker(BrokerOptions options, Committer& committer, BrokerIo& io, sdk::L
       log_(log),
       metrics_(metrics),
       next_id_(options_.id_base + 1) {}
+
+WallMs Broker::now() const {
+  if (options_.clock) return options_.clock();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 bool Broker::has_session(std::string_view client_id) const {
   return sessions_.find(client_id) != sessions_.end();
@@ -82,6 +139,7 @@ std::size_t Broker::queued(std::string_view client_id) const {
 }
 
 void Broker::load(const DurableState& state) {
+  const WallMs at_load = now();
   for (const auto& [id, message] : state.messages) {
     next_id_ = std::max(next_id_, id + 1);
   }
@@ -92,9 +150,15 @@ void Broker::load(const DurableState& state) {
     auto session = std::make_unique<Session>();
     session->client_id = stored.client_id;
     session->persistent = true;
-    for (const auto& [filter, qos] : stored.subscriptions) {
+    session->expiry_interval = stored.expiry_interval;
+    session->expires_at = stored.expires_at;
+    // Connected to the node before this one: its clock starts now, as its connection ended.
+    if (!session->expires_at && stored.expiry_interval) {
+      session->expires_at = at_load + WallMs{*stored.expiry_interval} * 1000;
+    }
+    for (const auto& [filter, options] : stored.subscriptions) {
       SubscriptionEntry entry;
-      entry.options.max_qos = qos;
+      entry.options = options;
       subscriptions_.add(stored.client_id, filter, entry);
     }
     for (const StoredQueueEntry& row : stored.queue) {
@@ -120,11 +184,26 @@ void Broker::load(const DurableState& state) {
     session->inbound.insert(stored.inbound.begin(), stored.inbound.end());
     sessions_.emplace(stored.client_id, std::move(session));
   }
+  for (const StoredWill& stored : state.wills) {
+    will_rows_.insert(stored.client_id);
+    WallMs publish_at = 0;
+    if (stored.publish_at) {
+      publish_at = *stored.publish_at;
+    } else {
+      // Its client was connected to the node before this one and may well be alive: give it
+      // the time to reconnect, which cancels the will.
+      const std::uint32_t delay = std::max(stored.will.properties.will_delay_interval.value_or(0),
+                                           options_.failover_will_delay);
+      publish_at = at_load + WallMs{delay} * 1000;
+    }
+    pending_wills_[stored.client_id] = PendingWill{stored.will, publish_at};
+  }
   metrics_.sessions.set(static_cast<double>(sessions_.size()));
   update_queued_gauge();
   log_.info("mq.loaded", {{"sessions", state.sessions.size()},
                           {"messages", state.messages.size()},
-                          {"retained", state.retained.size()}});
+                          {"retained", state.retained.size()},
+                          {"wills", state.wills.size()}});
 }
 
 Broker::Session* Broker::session_of(ConnectionId connection) {
@@ -138,9 +217,10 @@ void Broker::submit(std::vector<StoreOp> ops, std::function<void()> done) {
 }
 
 void Broker::on_packet(ConnectionId connection, Packet packet,
-                       const std::optional<std::string>& certificate_name) {
+                       const std::optional<std::string>& certificate_name,
+                       std::optional<AccessControl::Outcome> identity) {
   if (auto* connect = std::get_if<Connect>(&packet)) {
-    on_connect(connection, *connect, certificate_name);
+    on_connect(connection, *connect, certificate_name, std::move(identity));
     return;
   }
   Session* session = session_of(connection);
@@ -155,7 +235,7 @@ void Broker::on_packet(ConnectionId connection, Packet packet,
         } else if constexpr (std::is_same_v<T, Puback>) {
           on_puback(*session, p.packet_id);
         } else if constexpr (std::is_same_v<T, Pubrec>) {
-          on_pubrec(*session, p.packet_id);
+          on_pubrec(*session, p);
         } else if constexpr (std::is_same_v<T, Pubrel>) {
           on_pubrel(*session, p.packet_id);
         } else if constexpr (std::is_same_v<T, Pubcomp>) {
@@ -167,66 +247,109 @@ void Broker::on_packet(ConnectionId connection, Packet packet,
         } else if constexpr (std::is_same_v<T, Pingreq>) {
           io_.send(connection, Pingresp{});
         } else if constexpr (std::is_same_v<T, Disconnect>) {
-          // A normal end: the will is discarded.
-          session->will.reset();
-          io_.close(connection);
-          detach(*session, false);
+          on_disconnect(*session, p);
+        } else if constexpr (std::is_same_v<T, Auth>) {
+          // No authentication method is offered, so a client may not start an exchange.
+          disconnect(*session, reason::kProtocolError, "AUTH without an authentication method");
         } else {
-          // The decoder lets through no other packet from a client in 3.1.1.
+          // The decoder lets through no other packet from a client.
           log_.warning("mq.unexpected_packet",
                        {{"client_id", session->client_id}, {"packet", describe(packet)}});
-          io_.close(connection);
-          detach(*session, true);
+          disconnect(*session, reason::kProtocolError, "unexpected packet");
         }
       },
       packet);
 }
 
+void Broker::disconnect(Session& session, std::uint8_t reason_code, std::string_view why) {
+  log_.info("mq.protocol_violation", {{"client_id", session.client_id}, {"reason", why}});
+  const ConnectionId connection = session.connection;
+  if (session.version == ProtocolVersion::kV5) {
+    Disconnect packet;
+    packet.reason_code = reason_code;
+    io_.send(connection, packet);
+  }
+  io_.close(connection);
+  detach(session, true);
+}
+
 void Broker::on_connect(ConnectionId connection, Connect& connect,
-                        const std::optional<std::string>& certificate_name) {
-  if (connect.version != ProtocolVersion::kV311) {
+                        const std::optional<std::string>& certificate_name,
+                        std::optional<AccessControl::Outcome> checked) {
+  const bool v5 = connect.version == ProtocolVersion::kV5;
+  if (v5 && connect.properties.authentication_method) {
+    // Enhanced authentication (AUTH exchanges) is not offered.
     Connack refused;
-    refused.reason_code = reason::kUnsupportedProtocolVersion;
+    refused.reason_code = reason::kBadAuthenticationMethod;
     io_.send(connection, refused);
     io_.close(connection);
     return;
   }
-  AccessControl::Outcome identity = options_.access.authenticate(connect, certificate_name);
+  const AccessControl::Outcome identity =
+      checked ? std::move(*checked) : options_.access.authenticate(connect, certificate_name);
   if (identity.connack_code != connack_v311::kAccepted) {
     // Never the password: the user name and the reason are enough to tell what went wrong.
-    (identity.connack_code == connack_v311::kBadUserNameOrPassword
-         ? metrics_.refused_credentials
-         : metrics_.refused_not_authorized)
-        .add();
+    switch (identity.connack_code) {
+      case connack_v311::kBadUserNameOrPassword:
+        metrics_.refused_credentials.add();
+        break;
+      case connack_v311::kServerUnavailable:
+        metrics_.refused_unavailable.add();
+        break;
+      default:
+        metrics_.refused_not_authorized.add();
+    }
     log_.warning("mq.connect_refused", {{"client_id", connect.client_id},
                                         {"username", connect.username.value_or("")},
                                         {"reason", identity.reason},
                                         {"code", static_cast<int>(identity.connack_code)}});
     Connack refused;
-    refused.reason_code = identity.connack_code;
+    refused.reason_code = v5 ? v5_connect_reason(identity.connack_code) : identity.connack_code;
     io_.send(connection, refused);
     io_.close(connection);
     return;
   }
   std::string client_id = connect.client_id;
+  std::string assigned_id;
   if (client_id.empty()) {
-    // The decoder refuses an empty id without a clean session; give this one a unique id.
+    // 3.1.1: the decoder refuses an empty id without a clean session. Give it a unique id.
     client_id = "auto-" + options_.node_id + "-" + std::to_string(options_.id_base) + "-" +
                 std::to_string(++next_client_number_);
+    if (v5) assigned_id = client_id;
+  }
+  // How long the session outlives the connection: 3.1.1 says it with the clean session flag.
+  std::optional<std::uint32_t> expiry;
+  if (v5) {
+    const std::uint32_t asked = connect.properties.session_expiry_interval.value_or(0);
+    if (asked != kNeverExpires) expiry = asked;
+  } else if (connect.clean_start) {
+    expiry = 0;
+  }
+  std::optional<std::uint32_t> capped;
+  if (options_.max_session_expiry && (!expiry || *expiry > *options_.max_session_expiry)) {
+    expiry = *options_.max_session_expiry;
+    capped = expiry;
   }
 
   std::vector<StoreOp> ops;
   auto found = sessions_.find(client_id);
   if (found != sessions_.end() && found->second->connection != 0) {
     // Takeover: the standard asks to close the existing connection; it did not DISCONNECT, so
-    // its will goes out.
+    // its will goes out (after its delay, which the new connection then cancels).
     Session& old = *found->second;
     metrics_.takeovers.add();
     log_.info("mq.session_taken_over", {{"client_id", client_id}});
+    if (old.version == ProtocolVersion::kV5) {
+      Disconnect taken;
+      taken.reason_code = reason::kSessionTakenOver;
+      io_.send(old.connection, taken);
+    }
     io_.close(old.connection);
-    detach(old, true);  // a clean session ends here
+    detach(old, true);  // a session that does not outlive its connection ends here
     found = sessions_.find(client_id);
   }
+  // The client is back: a will waiting for its delay is not published.
+  pending_wills_.erase(client_id);
   if (found != sessions_.end() && connect.clean_start) {
     end_session(client_id, ops);
     found = sessions_.end();
@@ -238,15 +361,24 @@ void Broker::on_connect(ConnectionId connection, Connect& connect,
   } else {
     auto created = std::make_unique<Session>();
     created->client_id = client_id;
-    created->persistent = !connect.clean_start;
-    if (created->persistent) ops.push_back(op::SaveSession{client_id});
+    created->persistent = expiry != std::optional<std::uint32_t>{0};
     session = created.get();
     sessions_.emplace(client_id, std::move(created));
     metrics_.sessions.set(static_cast<double>(sessions_.size()));
   }
+  session->expiry_interval = expiry;
+  session->expires_at.reset();
+  if (session->persistent) ops.push_back(op::SaveSession{client_id, expiry, std::nullopt});
   session->connection = connection;
   session->ready = false;
   session->username = identity.username;
+  session->version = connect.version;
+  session->send_window = std::min<std::size_t>(
+      options_.max_inflight,
+      connect.properties.receive_maximum.value_or(std::numeric_limits<std::uint16_t>::max()));
+  session->max_packet_size = connect.properties.maximum_packet_size;
+  session->topic_aliases.clear();
+  session->qos1_unacked = 0;
   session->will = std::move(connect.will);
   if (session->will && options_.access.acl &&
       !options_.access.acl->may_write(client_id, session->username, session->will->topic)) {
@@ -254,89 +386,165 @@ void Broker::on_connect(ConnectionId connection, Connect& connect,
     log_.info("mq.will_denied", {{"client_id", client_id}, {"topic", session->will->topic}});
     session->will.reset();
   }
+  if (session->will) {
+    ops.push_back(op::SaveWill{client_id, *session->will, std::nullopt});
+    will_rows_.insert(client_id);
+  } else if (will_rows_.erase(client_id) > 0) {
+    ops.push_back(op::DeleteWill{client_id});
+  }
   connections_[connection] = session;
   log_.debug("mq.connected", {{"client_id", client_id},
-                              {"clean_session", connect.clean_start},
+                              {"version", static_cast<int>(connect.version)},
+                              {"clean_start", connect.clean_start},
                               {"session_present", present}});
 
-  submit(std::move(ops), [this, connection, client_id, present] {
+  submit(std::move(ops), [this, connection, client_id, present, v5, assigned_id, capped] {
     Session* s = session_of(connection);
     if (s == nullptr || s->client_id != client_id) return;
-    Connack accepted;
-    accepted.session_present = present;
-    accepted.reason_code = connack_v311::kAccepted;
-    io_.send(connection, accepted);
+    if (v5) {
+      io_.send(connection, accepted_connack(present, assigned_id, capped));
+    } else {
+      Connack accepted;
+      accepted.session_present = present;
+      accepted.reason_code = connack_v311::kAccepted;
+      io_.send(connection, accepted);
+    }
     s->ready = true;
     redeliver(*s);
     pump(*s);
   });
 }
 
+Connack Broker::accepted_connack(bool present, const std::string& assigned_id,
+                                 const std::optional<std::uint32_t>& capped_expiry) const {
+  Connack connack;
+  connack.session_present = present;
+  Properties& p = connack.properties;
+  if (options_.receive_maximum != std::numeric_limits<std::uint16_t>::max()) {
+    p.receive_maximum = options_.receive_maximum;
+  }
+  p.maximum_packet_size = options_.maximum_packet_size;
+  if (options_.topic_alias_maximum > 0) p.topic_alias_maximum = options_.topic_alias_maximum;
+  if (!assigned_id.empty()) p.assigned_client_identifier = assigned_id;
+  if (capped_expiry) p.session_expiry_interval = *capped_expiry;
+  p.subscription_identifier_available = false;
+  return connack;
+}
+
+bool Broker::resolve_topic_alias(Session& session, Publish& publish) {
+  const auto alias = publish.properties.topic_alias;
+  if (!alias) return true;
+  if (*alias == 0 || *alias > options_.topic_alias_maximum) {
+    disconnect(session, reason::kTopicAliasInvalid, "topic alias out of range");
+    return false;
+  }
+  auto& aliases = session.topic_aliases;
+  if (aliases.size() < *alias) aliases.resize(*alias);
+  std::string& mapped = aliases[*alias - 1u];
+  if (!publish.topic.empty()) {
+    mapped = publish.topic;
+  } else if (mapped.empty()) {
+    disconnect(session, reason::kProtocolError, "unknown topic alias");
+    return false;
+  } else {
+    publish.topic = mapped;
+  }
+  return true;
+}
+
+std::shared_ptr<Message> Broker::make_message(std::string topic, Bytes payload, QoS qos,
+                                              const Properties& properties) {
+  auto message = std::make_shared<Message>();
+  message->id = next_id_++;
+  message->topic = std::move(topic);
+  message->payload = std::move(payload);
+  message->qos = qos;
+  message->properties = forwarded(properties);
+  if (properties.message_expiry_interval) {
+    message->expires_at = now() + WallMs{*properties.message_expiry_interval} * 1000;
+  }
+  return message;
+}
+
 void Broker::on_publish(Session& session, Publish& publish) {
   metrics_.messages_in[qos_index(publish.qos)].add();
   const ConnectionId connection = session.connection;
+  const bool v5 = session.version == ProtocolVersion::kV5;
+  if (v5 && !resolve_topic_alias(session, publish)) return;
   if (!is_valid_topic_name(publish.topic)) {
-    log_.info("mq.protocol_violation",
-              {{"client_id", session.client_id}, {"reason", "invalid topic name"}});
-    io_.close(connection);
-    detach(session, true);
+    disconnect(session, reason::kTopicNameInvalid, "invalid topic name");
+    return;
+  }
+  if (publish.properties.response_topic &&
+      !is_valid_topic_name(*publish.properties.response_topic)) {
+    disconnect(session, reason::kProtocolError, "invalid response topic");
     return;
   }
   const std::uint16_t packet_id = publish.packet_id;
+  const bool duplicate_qos2 =
+      publish.qos == QoS::kExactlyOnce && session.inbound.count(packet_id) != 0;
+  if (v5 && publish.qos != QoS::kAtMostOnce && !duplicate_qos2 &&
+      session.qos1_unacked + session.inbound.size() >= options_.receive_maximum) {
+    disconnect(session, reason::kReceiveMaximumExceeded, "receive maximum exceeded");
+    return;
+  }
+  if (duplicate_qos2) {
+    // A redelivery of a message already taken: acknowledge again, do not route it twice.
+    submit({}, [this, connection, packet_id] {
+      if (session_of(connection) != nullptr) io_.send(connection, ack<Pubrec>(packet_id));
+    });
+    return;
+  }
+  const bool allowed =
+      !options_.access.acl ||
+      options_.access.acl->may_write(session.client_id, session.username, publish.topic);
   std::vector<StoreOp> ops;
-  if (publish.qos == QoS::kExactlyOnce) {
-    if (session.inbound.count(packet_id) != 0) {
-      // A redelivery of a message already taken: acknowledge again, do not route it twice.
-      submit({}, [this, connection, packet_id] {
-        if (session_of(connection) != nullptr) io_.send(connection, ack<Pubrec>(packet_id));
-      });
-      return;
-    }
+  if (publish.qos == QoS::kExactlyOnce && (allowed || !v5)) {
     session.inbound.insert(packet_id);
     if (session.persistent) ops.push_back(op::AddInbound{session.client_id, packet_id});
   }
-  std::vector<std::string> targets;
+  if (publish.qos == QoS::kAtLeastOnce) ++session.qos1_unacked;
   std::shared_ptr<Message> message;
-  if (options_.access.acl &&
-      !options_.access.acl->may_write(session.client_id, session.username, publish.topic)) {
-    // As mosquitto does in 3.1.1: the publisher is acknowledged but nobody gets the message,
-    // since the protocol has no way to say no.
+  Routed routed;
+  std::uint8_t code = reason::kSuccess;
+  if (!allowed) {
+    // 3.1.1 has no way to say no: the publisher is acknowledged and nobody gets the message,
+    // as mosquitto does. 5.0 acknowledges with "not authorized".
     metrics_.dropped_not_authorized.add();
     log_.debug("mq.publish_denied", {{"client_id", session.client_id}, {"topic", publish.topic}});
     message = std::make_shared<Message>();
+    code = reason::kNotAuthorized;
   } else {
-    message = route(session.client_id, publish.topic, std::move(publish.payload), publish.qos,
-                    publish.retain, ops, targets);
+    message = make_message(std::move(publish.topic), std::move(publish.payload), publish.qos,
+                           publish.properties);
+    routed = route(session.client_id, message, publish.retain, ops);
+    if (!routed.matched) code = reason::kNoMatchingSubscribers;
   }
+  if (!v5) code = reason::kSuccess;
   const QoS qos = publish.qos;
-  const std::size_t bytes = publish.topic.size() + message->payload.size();
+  const std::size_t bytes = message->size();
   Uncommitted& waiting = uncommitted_[connection];
   ++waiting.publishes;
   waiting.bytes += bytes;
-  submit(std::move(ops),
-         [this, message, targets = std::move(targets), connection, packet_id, qos, bytes] {
-           committed_publish(connection, bytes);
-           message->committed = true;
-           pump_all(targets);
-           if (qos == QoS::kAtMostOnce || session_of(connection) == nullptr) return;
-           if (qos == QoS::kAtLeastOnce) {
-             io_.send(connection, ack<Puback>(packet_id));
-           } else {
-             io_.send(connection, ack<Pubrec>(packet_id));
-           }
-         });
+  submit(std::move(ops), [this, message, targets = std::move(routed.targets), connection, packet_id,
+                          qos, bytes, code] {
+    committed_publish(connection, bytes);
+    message->committed = true;
+    pump_all(targets);
+    Session* s = session_of(connection);
+    if (qos == QoS::kAtMostOnce || s == nullptr) return;
+    if (qos == QoS::kAtLeastOnce) {
+      --s->qos1_unacked;
+      io_.send(connection, ack<Puback>(packet_id, code));
+    } else {
+      io_.send(connection, ack<Pubrec>(packet_id, code));
+    }
+  });
 }
 
-std::shared_ptr<Message> Broker::route(std::string_view publisher, const std::string& topic,
-                                       Bytes payload, QoS qos, bool retain,
-                                       std::vector<StoreOp>& ops,
-                                       std::vector<std::string>& targets) {
-  (void)publisher;  // no-local is MQTT 5.0
-  auto message = std::make_shared<Message>();
-  message->id = next_id_++;
-  message->topic = topic;
-  message->payload = std::move(payload);
-  message->qos = qos;
+Broker::Routed Broker::route(std::string_view publisher, const std::shared_ptr<Message>& message,
+                             bool retain, std::vector<StoreOp>& ops) {
+  const std::string& topic = message->topic;
   if (retain) {
     if (message->payload.empty()) {
       // An empty retained message clears the topic and is itself not kept.
@@ -348,33 +556,71 @@ std::shared_ptr<Message> Broker::route(std::string_view publisher, const std::st
       ops.push_back(op::SetRetained{topic, message->id});
     }
   }
+  Routed routed;
   std::vector<std::string> to_disconnect;
-  const MatchResult matches = subscriptions_.match(topic);
+  const MatchResult matches = subscriptions_.match(topic, publisher);
+  routed.matched = !matches.clients.empty() || !matches.shared.empty();
   for (const ClientMatch& match : matches.clients) {
     auto found = sessions_.find(match.client_id);
     if (found == sessions_.end()) continue;
     Session& session = *found->second;
-    // Established subscriptions get the message with RETAIN 0, as the standard asks.
-    if (enqueue(session, message, min_qos(qos, match.max_qos), false, ops)) {
-      targets.push_back(session.client_id);
+    // Established subscriptions get RETAIN 0, unless one asked for it as published.
+    const bool as_published =
+        retain && std::any_of(match.subscriptions.begin(), match.subscriptions.end(),
+                              [](const MatchedSubscription& m) {
+                                return m.entry.options.retain_as_published;
+                              });
+    if (enqueue(session, message, min_qos(message->qos, match.max_qos), as_published, ops)) {
+      routed.targets.push_back(session.client_id);
     } else if (options_.queue_full_policy == QueueFullPolicy::kDisconnect &&
                session.connection != 0) {
       to_disconnect.push_back(session.client_id);
     }
   }
-  // Closing a clean session changes the index that `matches` points into: only now.
+  for (const SharedMatch& share : matches.shared) {
+    route_shared(share, message, ops, routed);
+  }
+  // Closing a session changes the index that `matches` points into: only now.
   for (const std::string& client_id : to_disconnect) {
     auto found = sessions_.find(client_id);
     if (found == sessions_.end() || found->second->connection == 0) continue;
     log_.warning("mq.queue_full_disconnect", {{"client_id", client_id}});
-    io_.close(found->second->connection);
-    detach(*found->second, true);
+    disconnect(*found->second, reason::kQuotaExceeded, "queue full");
   }
-  return message;
+  return routed;
+}
+
+bool Broker::route_shared(const SharedMatch& share, const std::shared_ptr<Message>& message,
+                          std::vector<StoreOp>& ops, Routed& routed) {
+  const std::size_t count = share.members.size();
+  std::string key = "$share/";
+  key.append(share.group).append("/").append(share.filter);
+  std::size_t& turn = share_turns_[key];
+  // Connected members first, in turn; an offline persistent member keeps it otherwise.
+  for (const bool online : {true, false}) {
+    for (std::size_t i = 0; i < count; ++i) {
+      const SharedMember& member = share.members[(turn + i) % count];
+      auto found = sessions_.find(member.client_id);
+      if (found == sessions_.end()) continue;
+      Session& session = *found->second;
+      if ((session.connection != 0 && session.ready) != online) continue;
+      if (enqueue(session, message, min_qos(message->qos, member.entry.options.max_qos), false,
+                  ops)) {
+        turn = (turn + i + 1) % count;
+        routed.targets.push_back(session.client_id);
+        return true;
+      }
+    }
+  }
+  return false;
 }
 
 bool Broker::enqueue(Session& session, const std::shared_ptr<Message>& message, QoS qos,
                      bool retain, std::vector<StoreOp>& ops) {
+  if (message->expired(now())) {
+    metrics_.dropped_expired.add();
+    return false;
+  }
   if (qos == QoS::kAtMostOnce) {
     // QoS 0 is not kept for an offline session, nor piled onto a connection that does not
     // keep up.
@@ -458,20 +704,40 @@ void Broker::remove_entry(Session& session, std::deque<Entry>::iterator entry,
   update_queued_gauge();
 }
 
-void Broker::send_publish(Session& session, const Entry& entry, bool dup) {
+bool Broker::send_publish(Session& session, const Entry& entry, bool dup) {
+  const Message& message = *entry.message;
   Publish publish;
   publish.dup = dup && entry.qos != QoS::kAtMostOnce;
   publish.qos = entry.qos;
   publish.retain = entry.retain;
-  publish.topic = entry.message->topic;
+  publish.topic = message.topic;
   publish.packet_id = entry.packet_id;
-  publish.payload = entry.message->payload;
+  publish.payload = message.payload;
+  if (session.version == ProtocolVersion::kV5) {
+    publish.properties = message.properties;
+    if (message.expires_at) {
+      // What is left of the interval, as the standard asks of a forwarded message.
+      publish.properties.message_expiry_interval = seconds_until(*message.expires_at, now());
+    }
+    if (session.max_packet_size &&
+        encoded_size(publish, ProtocolVersion::kV5) > *session.max_packet_size) {
+      // The standard's rule: discard it as if it had been delivered.
+      metrics_.dropped_too_large.add();
+      return false;
+    }
+  }
   metrics_.messages_out[qos_index(entry.qos)].add();
   io_.send(session.connection, publish);
+  return true;
 }
 
 void Broker::pump(Session& session) {
   if (session.connection == 0 || !session.ready) return;
+  const auto first_queued = [&session] {
+    return std::find_if(session.queue.begin(), session.queue.end(),
+                        [](const Entry& e) { return e.state == EntryState::kQueued; });
+  };
+  const WallMs at = now();
   for (auto it = session.queue.begin(); it != session.queue.end();) {
     if (it->state != EntryState::kQueued) {
       ++it;
@@ -479,26 +745,24 @@ void Broker::pump(Session& session) {
     }
     // Order is kept: nothing overtakes a message whose batch has not committed.
     if (!it->message->committed || it->held) break;
-    if (!may_receive(session, *it)) {
+    if (it->qos != QoS::kAtMostOnce && session.inflight >= session.send_window) break;
+    const bool expired = it->message->expired(at);
+    if (expired) metrics_.dropped_expired.add();
+    if (expired || !may_receive(session, *it) ||
+        !send_publish(session, *it, it->maybe_sent && it->qos != QoS::kAtMostOnce)) {
       std::vector<StoreOp> ops;
       remove_entry(session, it, ops);
-      submit(std::move(ops), nullptr);
-      it = std::find_if(session.queue.begin(), session.queue.end(),
-                        [](const Entry& e) { return e.state == EntryState::kQueued; });
+      if (!ops.empty()) submit(std::move(ops), nullptr);
+      // remove_entry invalidated the iterator; every entry before this one is in flight.
+      it = first_queued();
       continue;
     }
     if (it->qos == QoS::kAtMostOnce) {
-      send_publish(session, *it, false);
       std::vector<StoreOp> none;
       remove_entry(session, it, none);
-      // remove_entry invalidated the iterator; QoS 0 entries are never in flight, so every
-      // entry before this one is in flight: start over from the first still queued.
-      it = std::find_if(session.queue.begin(), session.queue.end(),
-                        [](const Entry& e) { return e.state == EntryState::kQueued; });
+      it = first_queued();
       continue;
     }
-    if (session.inflight >= options_.max_inflight) break;
-    send_publish(session, *it, it->maybe_sent);
     it->state = EntryState::kSent;
     ++session.inflight;
     ++it;
@@ -520,22 +784,26 @@ bool Broker::may_receive(const Session& session, const Entry& entry) {
 }
 
 void Broker::redeliver(Session& session) {
+  // A delivery once started is finished even past the message's expiry, as the standard asks;
+  // one the client may no longer read, or can no longer take, is dropped.
   std::vector<StoreOp> ops;
-  for (;;) {
-    auto denied = std::find_if(session.queue.begin(), session.queue.end(), [&](const Entry& e) {
-      return e.state == EntryState::kSent && !may_receive(session, e);
-    });
-    if (denied == session.queue.end()) break;
-    remove_entry(session, denied, ops);
+  for (auto it = session.queue.begin(); it != session.queue.end();) {
+    bool keep = true;
+    if (it->state == EntryState::kSent) {
+      keep = may_receive(session, *it) && send_publish(session, *it, true);
+    } else if (it->state == EntryState::kReleased) {
+      io_.send(session.connection, ack<Pubrel>(it->packet_id));
+    }
+    if (keep) {
+      ++it;
+      continue;
+    }
+    const std::uint64_t seq = it->seq;
+    remove_entry(session, it, ops);
+    it = std::find_if(session.queue.begin(), session.queue.end(),
+                      [seq](const Entry& e) { return e.seq > seq; });
   }
   if (!ops.empty()) submit(std::move(ops), nullptr);
-  for (const Entry& entry : session.queue) {
-    if (entry.state == EntryState::kSent) {
-      send_publish(session, entry, true);
-    } else if (entry.state == EntryState::kReleased) {
-      io_.send(session.connection, ack<Pubrel>(entry.packet_id));
-    }
-  }
 }
 
 void Broker::pump_all(const std::vector<std::string>& client_ids) {
@@ -556,12 +824,20 @@ void Broker::on_puback(Session& session, std::uint16_t packet_id) {
   pump(session);
 }
 
-void Broker::on_pubrec(Session& session, std::uint16_t packet_id) {
+void Broker::on_pubrec(Session& session, const Pubrec& pubrec) {
+  const std::uint16_t packet_id = pubrec.packet_id;
   auto entry = std::find_if(session.queue.begin(), session.queue.end(), [&](const Entry& e) {
     return e.packet_id == packet_id && e.qos == QoS::kExactlyOnce && e.state != EntryState::kQueued;
   });
   if (entry == session.queue.end()) return;
   std::vector<StoreOp> ops;
+  if (pubrec.reason_code >= reason::kUnspecifiedError) {
+    // 5.0: the client refused the message; the exchange ends here, without PUBREL.
+    remove_entry(session, entry, ops);
+    submit(std::move(ops), nullptr);
+    pump(session);
+    return;
+  }
   if (entry->state == EntryState::kSent) {
     entry->state = EntryState::kReleased;
     if (session.persistent) ops.push_back(op::MarkReleased{session.client_id, entry->seq});
@@ -588,60 +864,79 @@ void Broker::on_pubcomp(Session& session, std::uint16_t packet_id) {
 
 void Broker::on_pubrel(Session& session, std::uint16_t packet_id) {
   std::vector<StoreOp> ops;
-  if (session.inbound.erase(packet_id) > 0 && session.persistent) {
+  const bool known = session.inbound.erase(packet_id) > 0;
+  if (known && session.persistent) {
     ops.push_back(op::RemoveInbound{session.client_id, packet_id});
   }
+  const std::uint8_t code = known || session.version != ProtocolVersion::kV5
+                                ? reason::kSuccess
+                                : reason::kPacketIdentifierNotFound;
   // PUBCOMP frees the id for the publisher's next message: the release must be durable first,
   // or a new active would take that next message for a duplicate.
   const ConnectionId connection = session.connection;
-  submit(std::move(ops), [this, connection, packet_id] {
-    if (session_of(connection) != nullptr) io_.send(connection, ack<Pubcomp>(packet_id));
+  submit(std::move(ops), [this, connection, packet_id, code] {
+    if (session_of(connection) != nullptr) io_.send(connection, ack<Pubcomp>(packet_id, code));
   });
 }
 
 void Broker::on_subscribe(Session& session, const Subscribe& subscribe) {
-  std::vector<StoreOp> ops;
-  std::vector<std::uint8_t> codes;
-  std::vector<std::pair<std::string, QoS>> granted;
+  const bool v5 = session.version == ProtocolVersion::kV5;
+  if (!subscribe.properties.subscription_identifiers.empty()) {
+    // CONNACK said they are not available: the standard makes using them a protocol error.
+    disconnect(session, reason::kSubscriptionIdentifiersNotSupported,
+               "subscription identifiers are not supported");
+    return;
+  }
   for (const TopicSubscription& wanted : subscribe.subscriptions) {
-    // Shared subscriptions are MQTT 5.0: in 3.1.1 "$share/..." is refused rather than taken
-    // for a plain filter that a 5.0 client would read differently.
-    if (!is_valid_topic_filter(wanted.filter) || is_shared_subscription(wanted.filter)) {
-      codes.push_back(reason::kUnspecifiedError);
+    if (wanted.options.no_local && is_shared_subscription(wanted.filter)) {
+      disconnect(session, reason::kProtocolError, "no local on a shared subscription");
+      return;
+    }
+  }
+  std::vector<StoreOp> ops;
+  Suback suback;
+  suback.packet_id = subscribe.packet_id;
+  std::vector<std::pair<std::string, QoS>> retained_for;
+  for (const TopicSubscription& wanted : subscribe.subscriptions) {
+    const auto shared = parse_shared_subscription(wanted.filter);
+    if (!is_valid_subscription_filter(wanted.filter)) {
+      suback.reason_codes.push_back(v5 ? reason::kTopicFilterInvalid : reason::kUnspecifiedError);
       continue;
     }
+    const std::string_view filter = shared ? shared->filter : std::string_view(wanted.filter);
     if (options_.access.acl &&
-        !options_.access.acl->may_read(session.client_id, session.username, wanted.filter)) {
+        !options_.access.acl->may_read(session.client_id, session.username, filter)) {
       log_.info("mq.subscribe_denied",
                 {{"client_id", session.client_id}, {"filter", wanted.filter}});
-      codes.push_back(reason::kUnspecifiedError);  // 0x80, "Failure" in 3.1.1
+      // 0x80 is "Failure" in 3.1.1.
+      suback.reason_codes.push_back(v5 ? reason::kNotAuthorized : reason::kUnspecifiedError);
       continue;
     }
     SubscriptionEntry entry;
-    entry.options.max_qos = wanted.options.max_qos;
-    subscriptions_.add(session.client_id, wanted.filter, entry);
+    entry.options = wanted.options;
+    const bool existed = subscriptions_.add(session.client_id, wanted.filter, entry);
     if (session.persistent) {
-      ops.push_back(op::SaveSubscription{session.client_id, wanted.filter, wanted.options.max_qos});
+      ops.push_back(op::SaveSubscription{session.client_id, wanted.filter, wanted.options});
     }
-    codes.push_back(static_cast<std::uint8_t>(wanted.options.max_qos));
-    granted.emplace_back(wanted.filter, wanted.options.max_qos);
+    suback.reason_codes.push_back(static_cast<std::uint8_t>(wanted.options.max_qos));
+    // A shared subscription never gets retained messages; retain handling says when others do.
+    const RetainHandling handling = wanted.options.retain_handling;
+    if (!shared && (handling == RetainHandling::kSendOnSubscribe ||
+                    (handling == RetainHandling::kSendOnNewSubscribe && !existed))) {
+      retained_for.emplace_back(wanted.filter, wanted.options.max_qos);
+    }
   }
   const ConnectionId connection = session.connection;
-  const std::uint16_t packet_id = subscribe.packet_id;
   submit(std::move(ops),
-         [this, connection, packet_id, codes = std::move(codes), granted = std::move(granted)] {
-           subscribed(connection, packet_id, codes, granted);
+         [this, connection, suback = std::move(suback), retained_for = std::move(retained_for)] {
+           subscribed(connection, suback, retained_for);
          });
 }
 
-void Broker::subscribed(ConnectionId connection, std::uint16_t packet_id,
-                        const std::vector<std::uint8_t>& codes,
-                        const std::vector<std::pair<std::string, QoS>>& granted) {
+void Broker::subscribed(ConnectionId connection, const Suback& suback,
+                        const std::vector<std::pair<std::string, QoS>>& retained_for) {
   Session* session = session_of(connection);
   if (session == nullptr) return;
-  Suback suback;
-  suback.packet_id = packet_id;
-  suback.reason_codes = codes;
   io_.send(connection, suback);
   // Retained messages follow the SUBACK. Every batch submitted before this one has committed,
   // so the retained messages seen now are committed too; they are held until their own queue
@@ -649,7 +944,7 @@ void Broker::subscribed(ConnectionId connection, std::uint16_t packet_id,
   // redeliver under.
   std::vector<StoreOp> ops;
   std::vector<std::uint64_t> held;
-  for (const auto& [filter, qos] : granted) {
+  for (const auto& [filter, qos] : retained_for) {
     for (const auto& [topic, message] : retained_) {
       if (topic_matches(filter, topic) &&
           enqueue(*session, message, min_qos(message->qos, qos), true, ops)) {
@@ -671,19 +966,41 @@ void Broker::subscribed(ConnectionId connection, std::uint16_t packet_id,
 
 void Broker::on_unsubscribe(Session& session, const Unsubscribe& unsubscribe) {
   std::vector<StoreOp> ops;
+  Unsuback unsuback;
+  unsuback.packet_id = unsubscribe.packet_id;
   for (const std::string& filter : unsubscribe.filters) {
-    if (subscriptions_.remove(session.client_id, filter) && session.persistent) {
+    const bool removed = subscriptions_.remove(session.client_id, filter);
+    if (removed && session.persistent) {
       ops.push_back(op::DeleteSubscription{session.client_id, filter});
+    }
+    if (session.version == ProtocolVersion::kV5) {
+      unsuback.reason_codes.push_back(removed ? reason::kSuccess : reason::kNoSubscriptionExisted);
     }
   }
   const ConnectionId connection = session.connection;
-  const std::uint16_t packet_id = unsubscribe.packet_id;
-  submit(std::move(ops), [this, connection, packet_id] {
-    if (session_of(connection) == nullptr) return;
-    Unsuback unsuback;
-    unsuback.packet_id = packet_id;
-    io_.send(connection, unsuback);
+  submit(std::move(ops), [this, connection, unsuback = std::move(unsuback)] {
+    if (session_of(connection) != nullptr) io_.send(connection, unsuback);
   });
+}
+
+void Broker::on_disconnect(Session& session, const Disconnect& disconnect_packet) {
+  if (const auto expiry = disconnect_packet.properties.session_expiry_interval) {
+    if (session.expiry_interval == std::optional<std::uint32_t>{0} && *expiry != 0) {
+      // A session that was to end with its connection cannot be kept after all.
+      disconnect(session, reason::kProtocolError, "session expiry set at DISCONNECT");
+      return;
+    }
+    std::optional<std::uint32_t> wanted;
+    if (*expiry != kNeverExpires) wanted = *expiry;
+    if (options_.max_session_expiry && (!wanted || *wanted > *options_.max_session_expiry)) {
+      wanted = *options_.max_session_expiry;
+    }
+    session.expiry_interval = wanted;
+  }
+  // A normal end discards the will; 5.0 lets the client ask for it all the same.
+  const bool with_will = disconnect_packet.reason_code == reason::kDisconnectWithWill;
+  io_.close(session.connection);
+  detach(session, with_will);
 }
 
 void Broker::on_connection_lost(ConnectionId connection) {
@@ -691,29 +1008,56 @@ void Broker::on_connection_lost(ConnectionId connection) {
   if (session != nullptr) detach(*session, true);
 }
 
-void Broker::detach(Session& session, bool publish_will) {
+void Broker::detach(Session& session, bool publish) {
   connections_.erase(session.connection);
   session.connection = 0;
   session.ready = false;
   std::optional<Will> will = std::move(session.will);
   session.will.reset();
   const std::string client_id = session.client_id;
+  const std::optional<std::uint32_t> expiry = session.expiry_interval;
   std::vector<StoreOp> ops;
-  if (!session.persistent) {
+  const bool outlives = session.persistent && expiry != std::optional<std::uint32_t>{0};
+  if (outlives) {
+    if (expiry) session.expires_at = now() + WallMs{*expiry} * 1000;
+    ops.push_back(op::SaveSession{client_id, expiry, session.expires_at});
+  } else {
     end_session(client_id, ops);  // `session` is gone from here on
   }
-  if (publish_will && will) {
-    log_.debug("mq.will_published", {{"client_id", client_id}, {"topic", will->topic}});
-    std::vector<std::string> targets;
-    auto message = route(client_id, will->topic, std::move(will->payload), will->qos, will->retain,
-                         ops, targets);
-    submit(std::move(ops), [this, message, targets = std::move(targets)] {
-      message->committed = true;
-      pump_all(targets);
-    });
-  } else if (!ops.empty()) {
-    submit(std::move(ops), nullptr);
+  if (publish && will) {
+    // The will waits for its delay, but never longer than the session lives.
+    std::uint32_t delay = will->properties.will_delay_interval.value_or(0);
+    if (!outlives) delay = 0;
+    if (expiry) delay = std::min(delay, *expiry);
+    if (delay == 0) {
+      publish_will(client_id, std::move(*will), ops);
+      return;  // publish_will submitted the ops
+    }
+    const WallMs publish_at = now() + WallMs{delay} * 1000;
+    ops.push_back(op::SaveWill{client_id, *will, publish_at});
+    pending_wills_[client_id] = PendingWill{std::move(*will), publish_at};
+  } else if (will_rows_.erase(client_id) > 0) {
+    ops.push_back(op::DeleteWill{client_id});
   }
+  if (!ops.empty()) submit(std::move(ops), nullptr);
+}
+
+void Broker::publish_will(const std::string& client_id, Will will, std::vector<StoreOp>& ops) {
+  metrics_.wills_published.add();
+  log_.debug("mq.will_published", {{"client_id", client_id}, {"topic", will.topic}});
+  if (will_rows_.erase(client_id) > 0) ops.push_back(op::DeleteWill{client_id});
+  auto message =
+      make_message(std::move(will.topic), std::move(will.payload), will.qos, will.properties);
+  Routed routed = route(client_id, message, will.retain, ops);
+  submit_routed(std::move(ops), message, std::move(routed.targets));
+}
+
+void Broker::submit_routed(std::vector<StoreOp> ops, const std::shared_ptr<Message>& message,
+                           std::vector<std::string> targets) {
+  submit(std::move(ops), [this, message, targets = std::move(targets)] {
+    message->committed = true;
+    pump_all(targets);
+  });
 }
 
 void Broker::end_session(const std::string& client_id, std::vector<StoreOp>& ops) {
@@ -727,6 +1071,49 @@ void Broker::end_session(const std::string& client_id, std::vector<StoreOp>& ops
   sessions_.erase(found);
   metrics_.sessions.set(static_cast<double>(sessions_.size()));
   update_queued_gauge();
+  auto will = pending_wills_.find(client_id);
+  if (will != pending_wills_.end()) {
+    Will due = std::move(will->second.will);
+    pending_wills_.erase(will);
+    std::vector<StoreOp> will_ops;
+    publish_will(client_id, std::move(due), will_ops);
+  }
+}
+
+void Broker::tick() {
+  const WallMs at = now();
+  std::vector<std::string> due;
+  for (const auto& [client_id, pending] : pending_wills_) {
+    if (pending.publish_at <= at) due.push_back(client_id);
+  }
+  for (const std::string& client_id : due) {
+    auto found = pending_wills_.find(client_id);
+    Will will = std::move(found->second.will);
+    pending_wills_.erase(found);
+    std::vector<StoreOp> ops;
+    publish_will(client_id, std::move(will), ops);
+  }
+  std::vector<std::string> expired;
+  for (const auto& [client_id, session] : sessions_) {
+    if (session->connection == 0 && session->expires_at && *session->expires_at <= at) {
+      expired.push_back(client_id);
+    }
+  }
+  std::vector<StoreOp> ops;
+  for (const std::string& client_id : expired) {
+    metrics_.sessions_expired.add();
+    log_.debug("mq.session_expired", {{"client_id", client_id}});
+    end_session(client_id, ops);
+  }
+  for (auto it = retained_.begin(); it != retained_.end();) {
+    if (it->second->expired(at)) {
+      ops.push_back(op::ClearRetained{it->first});
+      it = retained_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (!ops.empty()) submit(std::move(ops), nullptr);
 }
 
 void Broker::drop_all_connections() {
@@ -735,10 +1122,15 @@ void Broker::drop_all_connections() {
     io_.close(connection);
     session->connection = 0;
     session->ready = false;
+    // Its will stays in the database: the next active publishes it if the client does not
+    // come back to it.
     session->will.reset();
-    if (!session->persistent) clean.push_back(session->client_id);
+    if (!session->persistent || session->expiry_interval == std::optional<std::uint32_t>{0}) {
+      clean.push_back(session->client_id);
+    }
   }
   connections_.clear();
+  pending_wills_.clear();
   std::vector<StoreOp> none;
   for (const std::string& client_id : clean) end_session(client_id, none);
 }

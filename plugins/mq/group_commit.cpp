@@ -79,9 +79,12 @@ void GroupCommitter::run() {
     if (stopping_) {
       return;
     }
-    // Let the batch gather, unless it is big enough already.
-    wake_.wait_for(lock, options_.interval,
-                   [&] { return stopping_ || pending_.ops.size() >= options_.max_batch; });
+    // Let the batch gather, unless it is big enough already, or has nothing to write: then its
+    // completions wait only for the commits before them, which are done.
+    if (!pending_.ops.empty()) {
+      wake_.wait_for(lock, options_.interval,
+                     [&] { return stopping_ || pending_.ops.size() >= options_.max_batch; });
+    }
     if (stopping_) {
       return;
     }

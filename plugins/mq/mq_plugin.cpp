@@ -3,7 +3,10 @@
 // (durable state).
 #include "mq_server.hpp"
 
+#include <emsnode/listen_address.hpp>
 #include <emsnode/plugin.hpp>
+
+#include <boost/asio/ip/address.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -70,13 +73,14 @@ void read_security(const sdk::Config& config, ServerOptions& options) {
   } catch (const AccessFileError& e) {
     throw sdk::ConfigError("password_file", e.what());
   }
+  access.database_users = flag(config, "database_users");
   try {
     if (const auto path = config.find<std::string>("acl_file")) access.acl = AclRules::load(*path);
   } catch (const AccessFileError& e) {
     throw sdk::ConfigError("acl_file", e.what());
   }
   const bool loopback = options.listen.address().is_loopback();
-  const bool authenticated = access.passwords.has_value() || require_cert;
+  const bool authenticated = access.passwords.has_value() || access.database_users || require_cert;
   // Like mosquitto 2's local-only mode: anonymous clients by default only where nobody but
   // this host can connect, and only when no way to authenticate is configured.
   access.allow_anonymous =
@@ -87,11 +91,11 @@ void read_security(const sdk::Config& config, ServerOptions& options) {
     if (!authenticated || access.allow_anonymous) {
       if (!missing.empty()) missing += " and ";
       missing +=
-          "authentication (password_file or require_client_cert, with allow_anonymous = "
-          "false)";
+          "authentication (password_file, database_users or require_client_cert, with "
+          "allow_anonymous = false)";
     }
     if (!missing.empty()) {
-      throw sdk::ConfigError("listen", format_endpoint(options.listen) +
+      throw sdk::ConfigError("listen", config.string("listen") +
                                            " is not a loopback address and has no " + missing +
                                            ": listen on 127.0.0.1, configure them, or set "
                                            "insecure = true");
@@ -102,18 +106,36 @@ void read_security(const sdk::Config& config, ServerOptions& options) {
 ServerOptions read_options(const sdk::Config& config) {
   ServerOptions options;
   try {
-    options.listen = parse_listen_address(config.string("listen"));
+    const sdk::ListenAddress listen = sdk::parse_listen_address(config.string("listen"));
+    options.listen = {boost::asio::ip::make_address(listen.host), listen.port};
   } catch (const std::invalid_argument& e) {
     throw sdk::ConfigError("listen", e.what());
   }
   read_security(config, options);
   options.max_connections = read_count(config, "max_connections", 1, 65536);
+  options.max_pending_auth = read_count(config, "max_pending_auth", 1, 65536);
   options.max_packet_size = read_count(config, "max_packet_size", 64, 268435460);
   options.broker.max_inflight = read_count(config, "max_inflight", 1, 65535);
   options.broker.max_queued_messages = read_count(config, "max_queued_messages", 1, 65000);
   options.broker.max_queued_bytes =
       read_count(config, "max_queued_bytes", 1024, std::int64_t{1} << 40);
   options.broker.max_backlog_bytes = options.broker.max_queued_bytes;
+  options.broker.maximum_packet_size = static_cast<std::uint32_t>(options.max_packet_size);
+  options.broker.receive_maximum =
+      static_cast<std::uint16_t>(read_count(config, "receive_maximum", 1, 65535));
+  options.broker.topic_alias_maximum =
+      static_cast<std::uint16_t>(read_count(config, "topic_alias_maximum", 0, 65535));
+  if (const auto expiry = config.find<std::chrono::milliseconds>("max_session_expiry")) {
+    if (expiry->count() < 0 || expiry->count() / 1000 >= 0xFFFFFFFF) {
+      throw sdk::ConfigError("max_session_expiry", "must be from 0s to 136 years");
+    }
+    options.broker.max_session_expiry = static_cast<std::uint32_t>(expiry->count() / 1000);
+  }
+  const auto will_delay = config.duration("failover_will_delay");
+  if (will_delay.count() < 0 || will_delay.count() / 1000 >= 0xFFFFFFFF) {
+    throw sdk::ConfigError("failover_will_delay", "must be from 0s to 136 years");
+  }
+  options.broker.failover_will_delay = static_cast<std::uint32_t>(will_delay.count() / 1000);
   const std::string policy = config.string("queue_full_policy");
   if (policy == "drop_new") {
     options.broker.queue_full_policy = QueueFullPolicy::kDropNew;

@@ -1,5 +1,7 @@
 #include "mq_server.hpp"
 
+#include <emsnode/listen_address.hpp>
+
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -11,7 +13,6 @@
 #include <csignal>
 #include <deque>
 #include <exception>
-#include <sstream>
 #include <stdexcept>
 
 namespace emsnode::plugins::mq {
@@ -23,6 +24,7 @@ using boost::system::error_code;
 namespace {
 
 constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
+constexpr std::chrono::milliseconds kTickPeriod{1000};
 constexpr std::chrono::milliseconds kDestructorDeadline{1000};
 // How long a connection the broker closed may take to write its last packets (a refusing
 // CONNACK) before the socket is closed anyway.
@@ -105,47 +107,14 @@ std::shared_ptr<SSL_CTX> make_tls_context(const TlsOptions& options) {
   return context;
 }
 
-tcp::endpoint parse_listen_address(std::string_view text) {
-  const std::string quoted = "'" + std::string(text) + "'";
-  std::string_view host;
-  std::string_view port;
-  if (!text.empty() && text.front() == '[') {
-    const auto close = text.find("]:");
-    if (close == std::string_view::npos) {
-      throw std::invalid_argument(quoted + " is not [IPv6 address]:port");
-    }
-    host = text.substr(1, close - 1);
-    port = text.substr(close + 2);
-  } else {
-    const auto colon = text.rfind(':');
-    if (colon == std::string_view::npos || text.substr(0, colon).find(':') != std::string::npos) {
-      throw std::invalid_argument(quoted + " is not address:port (IPv6 in brackets: [::1]:8013)");
-    }
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-  }
-  unsigned long number = 0;
-  bool ok = !port.empty() && port.size() <= 5;
-  for (char c : port) {
-    ok = ok && c >= '0' && c <= '9';
-    number = number * 10 + static_cast<unsigned long>(c - '0');
-  }
-  if (!ok || number > 65535) {
-    throw std::invalid_argument(quoted + ": the port must be a number from 0 to 65535");
-  }
-  error_code ec;
-  const asio::ip::address address = asio::ip::make_address(std::string(host), ec);
-  if (ec) {
-    throw std::invalid_argument(quoted + ": '" + std::string(host) + "' is not an IP address");
-  }
-  return tcp::endpoint(address, static_cast<unsigned short>(number));
+namespace {
+
+// For logs and messages, as the config spells an address.
+std::string format_endpoint(const tcp::endpoint& endpoint) {
+  return sdk::ListenAddress{endpoint.address().to_string(), endpoint.port()}.format();
 }
 
-std::string format_endpoint(const tcp::endpoint& endpoint) {
-  std::ostringstream text;
-  text << endpoint;
-  return text.str();
-}
+}  // namespace
 
 // One client. Owned by the server's map and by its pending operations. Reads wait for the
 // socket to be readable and then read into the server's shared buffer, so that an idle
@@ -222,6 +191,18 @@ class MqServer::Connection : public std::enable_shared_from_this<Connection> {
   void close_now() {
     broker_knows_ = false;
     shut(false);
+  }
+
+  // The authenticator's outcome for the CONNECT held since authenticate(): the broker takes
+  // both, then what the client sent after it, and reading goes on.
+  void authenticated(AccessControl::Outcome outcome) {
+    if (!pending_connect_ || closing_) return;
+    Connect connect = std::move(*pending_connect_);
+    pending_connect_.reset();
+    on_packet(std::move(connect), std::move(outcome));
+    const std::vector<std::uint8_t> rest = std::move(held_);
+    held_.clear();
+    consume(rest.data(), rest.size());
   }
 
  private:
@@ -324,6 +305,12 @@ class MqServer::Connection : public std::enable_shared_from_this<Connection> {
         return;
       }
       on_packet(std::move(*result.packet));
+      if (pending_connect_) {
+        // Nothing sent after a CONNECT may reach the broker before it: the rest of this read
+        // waits with it (the shared buffer serves the next read of any connection).
+        held_.assign(data + offset, data + size);
+        return;
+      }
     }
     if (closing_) return;
     // The whole read is decoded first (the shared buffer is not kept), so a paused publisher
@@ -335,7 +322,13 @@ class MqServer::Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
-  void on_packet(Packet packet) {
+  // `identity`: the CONNECT's credentials as the authenticator checked them.
+  void on_packet(Packet packet, std::optional<AccessControl::Outcome> identity = std::nullopt) {
+    if (!identity && std::holds_alternative<Connect>(packet) &&
+        server_.options_.broker.access.costly(std::get<Connect>(packet))) {
+      authenticate(std::get<Connect>(std::move(packet)));
+      return;
+    }
     const bool connect = std::holds_alternative<Connect>(packet);
     if (connect) {
       connected_ = true;
@@ -350,7 +343,7 @@ class MqServer::Connection : public std::enable_shared_from_this<Connection> {
     }
     const PacketType type = packet_type(packet);
     try {
-      server_.broker_->on_packet(id_, std::move(packet), certificate_name_);
+      server_.broker_->on_packet(id_, std::move(packet), certificate_name_, std::move(identity));
     } catch (const std::exception& e) {
       // One client's packet must not take the service down with it: that connection ends.
       server_.host_.log().error(
@@ -359,6 +352,43 @@ class MqServer::Connection : public std::enable_shared_from_this<Connection> {
       lose();
     }
     if (connect) certificate_name_.reset();  // needed for the CONNECT only
+  }
+
+  // The CONNECT's password is checked on the authenticator's thread: until the outcome is back
+  // (authenticated), nothing is read from the client nor passed to the broker.
+  void authenticate(Connect connect) {
+    Connect credentials;  // what authenticate reads, without the will
+    credentials.username = connect.username;
+    credentials.password = connect.password;
+    MqServer& server = server_;
+    const ConnectionId id = id_;
+    const bool queued = server_.authenticator_->submit(
+        std::move(credentials), certificate_name_, [&server, id](AccessControl::Outcome outcome) {
+          asio::post(server.io_, [&server, id, outcome = std::move(outcome)]() mutable {
+            server.authenticated(id, std::move(outcome));
+          });
+        });
+    if (!queued) {
+      refuse_busy(connect);
+      return;
+    }
+    pending_connect_ = std::move(connect);
+  }
+
+  // max_pending_auth checks are pending: refused at once rather than left waiting in a queue
+  // that would grow without bound.
+  void refuse_busy(const Connect& connect) {
+    server_.refused_busy_.add();
+    server_.host_.log().warning("mq.connect_refused",
+                                {{"client_id", connect.client_id},
+                                 {"username", connect.username.value_or("")},
+                                 {"reason", "busy: max_pending_auth password checks are pending"}});
+    Connack refused;
+    refused.reason_code = connect.version == ProtocolVersion::kV5
+                              ? reason::kServerBusy
+                              : connack_v311::kServerUnavailable;
+    send(refused);
+    shut(true);
   }
 
   void on_decode_error(const DecodeError& error) {
@@ -375,6 +405,11 @@ class MqServer::Connection : public std::enable_shared_from_this<Connection> {
         refused.reason_code = *code;
         send(refused);
       }
+    } else if (decoder_.version() == ProtocolVersion::kV5) {
+      // A 5.0 client is told why its connection ends.
+      Disconnect disconnect;
+      disconnect.reason_code = error.reason_code;
+      send(disconnect);
     }
     lose();
   }
@@ -469,8 +504,9 @@ class MqServer::Connection : public std::enable_shared_from_this<Connection> {
         self->finish();
         return;
       }
-      if (self->paused_) {
-        // Not read from while its publishes commit: its silence is ours, not the client's.
+      if (self->paused_ || self->pending_connect_) {
+        // Not read from while its publishes commit or its CONNECT is checked: its silence is
+        // ours, not the client's.
         if (self->keep_alive_.count() > 0)
           self->arm_timer(self->keep_alive_ + self->keep_alive_ / 2);
         return;
@@ -510,6 +546,8 @@ class MqServer::Connection : public std::enable_shared_from_this<Connection> {
   std::size_t written_ = 0;  // of writes_.front(), over TLS
   std::size_t queued_bytes_ = 0;
   std::optional<std::string> certificate_name_;
+  std::optional<Connect> pending_connect_;  // at the authenticator; nothing is read meanwhile
+  std::vector<std::uint8_t> held_;          // read after pending_connect_, not decoded yet
   std::chrono::milliseconds keep_alive_{0};
   bool handshaken_ = false;
   bool paused_ = false;  // not read from until the broker's resume()
@@ -538,9 +576,12 @@ MqServer::MqServer(sdk::Host& host, ServerOptions options)
       tls_failures_(host.counter("tls_handshake_failures_total",
                                  "TLS handshakes that failed: a plain client, an unknown CA, no "
                                  "client certificate")),
+      refused_busy_(host.counter("connects_refused_total", "CONNECTs refused, by reason",
+                                 {{"reason", "busy"}})),
       broker_metrics_(host),
       acceptor_(io_),
       accept_retry_(io_),
+      tick_timer_(io_),
       read_buffer_(kReadBufferSize) {}
 
 MqServer::~MqServer() {
@@ -575,8 +616,15 @@ void MqServer::start() {
   bound_ = acceptor_.local_endpoint(ec);
   if (ec) fail(ec);
 
+  const AccessControl& access = options_.broker.access;
+  if (access.passwords || access.database_users) {
+    authenticator_ = std::make_unique<Authenticator>(
+        access, access.database_users ? database_users(host_.db(), host_.log()) : UserLookup{},
+        options_.max_pending_auth, host_.log());
+  }
   committer_->start();
   accept_next();
+  tick();
   std::promise<void> drained;
   drained_ = drained.get_future();
   thread_ = std::thread([this, drained = std::move(drained)]() mutable {
@@ -607,6 +655,7 @@ bool MqServer::stop(std::chrono::milliseconds deadline) {
   if (!thread_.joinable()) {
     error_code ignored;
     acceptor_.close(ignored);
+    if (authenticator_) authenticator_->stop();
     if (committer_) committer_->stop();
     return true;
   }
@@ -614,6 +663,8 @@ bool MqServer::stop(std::chrono::milliseconds deadline) {
   const bool drained = drained_.wait_for(deadline) == std::future_status::ready;
   if (!drained) io_.stop();
   thread_.join();
+  // Its outcomes posted from now on wait in io_, never run, and go with it.
+  if (authenticator_) authenticator_->stop();
   committer_->stop();
   host_.log().info("mq.stopped", {{"address", format_endpoint(bound_)}, {"drained", drained}});
   return drained;
@@ -679,11 +730,32 @@ void MqServer::close_all() {
   error_code ignored;
   acceptor_.close(ignored);
   accept_retry_.cancel();
+  tick_timer_.cancel();
   // The broker forgets every connection first, so that none publishes its will.
   broker_->drop_all_connections();
   // close_now ends in forget(), which erases from the map: iterate over a copy.
   const auto connections = connections_;
   for (const auto& [id, connection] : connections) connection->close_now();
+}
+
+void MqServer::tick() {
+  tick_timer_.expires_after(kTickPeriod);
+  tick_timer_.async_wait([this](const error_code& ec) {
+    if (ec || stopping_ || failed_) return;
+    try {
+      broker_->tick();
+    } catch (const std::exception& e) {
+      host_.log().error("mq.tick_failed", {{"error", e.what()}});
+    }
+    tick();
+  });
+}
+
+void MqServer::authenticated(ConnectionId connection, AccessControl::Outcome outcome) {
+  auto found = connections_.find(connection);
+  if (found == connections_.end()) return;  // closed while its CONNECT was checked
+  const auto keep = found->second;
+  keep->authenticated(std::move(outcome));
 }
 
 void MqServer::forget(ConnectionId connection) {

@@ -5,6 +5,7 @@
 // being active; everything durable is reloaded from the shared database at each start.
 #pragma once
 
+#include "authenticator.hpp"
 #include "broker.hpp"
 #include "group_commit.hpp"
 #include "session_store.hpp"
@@ -24,18 +25,10 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <string_view>
 #include <thread>
 #include <vector>
 
 namespace emsnode::plugins::mq {
-
-/// Parses "127.0.0.1:8013" or "[::1]:8013" (an IP address: a listener binds an interface).
-/// Throws std::invalid_argument saying what is wrong.
-boost::asio::ip::tcp::endpoint parse_listen_address(std::string_view text);
-
-/// "127.0.0.1:8013" or "[::1]:8013".
-std::string format_endpoint(const boost::asio::ip::tcp::endpoint& endpoint);
 
 /// The TLS settings of the listener, read from the config.
 struct TlsOptions {
@@ -67,6 +60,8 @@ struct ServerOptions {
   std::size_t max_connections = 1024;
   std::size_t max_packet_size = 1 << 20;
   std::chrono::milliseconds connect_timeout{10000};  ///< from accept to CONNECT
+  /// CONNECTs whose password check waits or runs; one more is refused as busy.
+  std::size_t max_pending_auth = 256;
   BrokerOptions broker;
   GroupCommitOptions commit;
 };
@@ -97,9 +92,13 @@ class MqServer final : public BrokerIo {
   void resume(ConnectionId connection) override;
 
   void accept_next();
+  // Once a second: delayed wills, session and retained message expiry.
+  void tick();
   void close_all();
   void forget(ConnectionId connection);
   void on_commit_failure(const std::string& reason);
+  // The Authenticator's outcome for the connection's CONNECT, back on the I/O thread.
+  void authenticated(ConnectionId connection, AccessControl::Outcome outcome);
 
   sdk::Host& host_;
   ServerOptions options_;
@@ -111,14 +110,19 @@ class MqServer final : public BrokerIo {
   sdk::Counter protocol_errors_;
   sdk::Counter keep_alive_timeouts_;
   sdk::Counter tls_failures_;
+  sdk::Counter refused_busy_;
   BrokerMetrics broker_metrics_;
 
   boost::asio::io_context io_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer accept_retry_;
+  boost::asio::steady_timer tick_timer_;
   boost::asio::ip::tcp::endpoint bound_;
   std::unique_ptr<GroupCommitter> committer_;
   std::unique_ptr<Broker> broker_;
+  // Null when no CONNECT can cost a check (no password file, no database users). Stopped
+  // before io_ goes: its outcomes are posted there.
+  std::unique_ptr<Authenticator> authenticator_;
   // Touched only on the I/O thread once it runs.
   std::map<ConnectionId, std::shared_ptr<Connection>> connections_;
   // Every read goes here, then straight into the connection's decoder, which keeps only a

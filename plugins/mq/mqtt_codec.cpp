@@ -1250,4 +1250,22 @@ Bytes encode(const Packet& packet, ProtocolVersion version) {
   return out;
 }
 
+Bytes encode_publish_properties(const Properties& properties) {
+  Bytes out;
+  Writer w(&out);
+  write_properties(w, properties, kInPublish);
+  return out;
+}
+
+std::optional<Properties> decode_publish_properties(const Bytes& data) {
+  try {
+    Reader r(data.data(), data.size(), "stored properties");
+    Properties properties = read_properties(r, kInPublish);
+    r.expect_end();
+    return properties;
+  } catch (const ParseFailure&) {
+    return std::nullopt;
+  }
+}
+
 }  // namespace emsnode::plugins::mq

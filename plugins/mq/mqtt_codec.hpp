@@ -403,6 +403,12 @@ std::size_t encoded_size(const Packet& packet, ProtocolVersion version);
 void encode(const Packet& packet, ProtocolVersion version, Bytes& out);
 Bytes encode(const Packet& packet, ProtocolVersion version);
 
+/// The properties of a 5.0 PUBLISH in their wire form (length first), for keeping a message's
+/// properties in the database. Throws EncodeError as encode() does.
+Bytes encode_publish_properties(const Properties& properties);
+/// The reverse; nullopt when `data` is not what encode_publish_properties wrote.
+std::optional<Properties> decode_publish_properties(const Bytes& data);
+
 /// Well-formed UTF-8 as MQTT requires of every string: RFC 3629 (no overlong forms, no
 /// surrogates, nothing above U+10FFFF) and no U+0000.
 bool is_valid_mqtt_utf8(std::string_view text);

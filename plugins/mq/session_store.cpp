@@ -1,5 +1,6 @@
 #include "session_store.hpp"
 
+#include <algorithm>
 #include <string_view>
 #include <type_traits>
 
@@ -21,6 +22,20 @@ const std::vector<std::string_view> kSchema = {
     "CREATE TABLE IF NOT EXISTS mq_inbound (client_id TEXT NOT NULL, packet_id BIGINT NOT NULL, "
     "PRIMARY KEY (client_id, packet_id))",
     "CREATE TABLE IF NOT EXISTS mq_retained (topic TEXT PRIMARY KEY, message_id BIGINT NOT NULL)",
+    // MQTT 5.0: session expiry, subscription options, message properties and expiry, wills.
+    "ALTER TABLE mq_sessions ADD COLUMN expiry_interval BIGINT",
+    "ALTER TABLE mq_sessions ADD COLUMN expires_at BIGINT",
+    "ALTER TABLE mq_subscriptions ADD COLUMN options BIGINT",
+    "ALTER TABLE mq_messages ADD COLUMN properties BYTEA",
+    "ALTER TABLE mq_messages ADD COLUMN expires_at BIGINT",
+    "CREATE TABLE IF NOT EXISTS mq_wills (client_id TEXT PRIMARY KEY, topic TEXT NOT NULL, "
+    "payload BYTEA NOT NULL, qos BIGINT NOT NULL, retain BIGINT NOT NULL, properties BYTEA, "
+    "delay_interval BIGINT NOT NULL, publish_at BIGINT)",
+    // Collecting a message asks whether a retained entry still references it.
+    "CREATE INDEX IF NOT EXISTS mq_retained_message ON mq_retained (message_id)",
+    // Users beyond the password file (database_users = true), with the password file's hashes.
+    "CREATE TABLE IF NOT EXISTS mq_users (username TEXT PRIMARY KEY, "
+    "password_hash TEXT NOT NULL)",
 };
 
 // SQL integers are signed 64-bit; ids use the whole unsigned range's lower half only.
@@ -44,6 +59,34 @@ std::int64_t qos_value(QoS qos) {
   return static_cast<std::int64_t>(qos);
 }
 
+Bytes bytes_of(const sdk::Row& row, std::size_t column) {
+  const std::string& data =
+      row[column].type() == EMSNODE_DB_BLOB ? row.blob(column) : row.text(column);
+  return Bytes(data.begin(), data.end());
+}
+
+sdk::Blob blob_of(const Bytes& bytes) {
+  return sdk::Blob{std::string(bytes.begin(), bytes.end())};
+}
+
+std::optional<std::int64_t> optional_integer(const sdk::Row& row, std::size_t column) {
+  if (row.is_null(column)) return std::nullopt;
+  return row.integer(column);
+}
+
+// Message properties as stored: NULL when there are none, which is every 3.1.1 message.
+std::optional<sdk::Blob> properties_blob(const Properties& properties) {
+  if (properties.empty()) return std::nullopt;
+  return blob_of(encode_publish_properties(properties));
+}
+
+Properties properties_of(const sdk::Row& row, std::size_t column) {
+  if (row.is_null(column)) return {};
+  auto properties = decode_publish_properties(bytes_of(row, column));
+  if (!properties) throw sdk::DbError("mq: stored message properties cannot be decoded");
+  return std::move(*properties);
+}
+
 // Removes the message once nothing references it any more.
 void collect_message(sdk::Transaction& tx, std::uint64_t message_id) {
   tx.exec(
@@ -55,34 +98,64 @@ void collect_message(sdk::Transaction& tx, std::uint64_t message_id) {
 
 }  // namespace
 
+std::uint8_t options_byte(const SubscriptionOptions& options) {
+  return static_cast<std::uint8_t>(static_cast<int>(options.max_qos) | (options.no_local << 2) |
+                                   (options.retain_as_published << 3) |
+                                   (static_cast<int>(options.retain_handling) << 4));
+}
+
+SubscriptionOptions options_of(std::uint8_t byte) {
+  SubscriptionOptions options;
+  options.max_qos = static_cast<QoS>(std::min(byte & 0x03, 2));
+  options.no_local = (byte & 0x04) != 0;
+  options.retain_as_published = (byte & 0x08) != 0;
+  options.retain_handling = static_cast<RetainHandling>(std::min((byte >> 4) & 0x03, 2));
+  return options;
+}
+
 void SessionStore::migrate() const {
   db_.migrate(kSchema);
 }
 
 DurableState SessionStore::load() const {
   DurableState state;
-  db_.query("SELECT id, topic, payload, qos FROM mq_messages", {}, [&](const sdk::Row& row) {
-    auto message = std::make_shared<Message>();
-    message->id = id_of(row, 0);
-    message->topic = row.text(1);
-    const std::string& payload = row[2].type() == EMSNODE_DB_BLOB ? row.blob(2) : row.text(2);
-    message->payload.assign(payload.begin(), payload.end());
-    message->qos = qos_of(row, 3);
-    message->committed = true;
-    message->saved = true;
-    state.messages.emplace(message->id, std::move(message));
-  });
+  db_.query("SELECT id, topic, payload, qos, properties, expires_at FROM mq_messages", {},
+            [&](const sdk::Row& row) {
+              auto message = std::make_shared<Message>();
+              message->id = id_of(row, 0);
+              message->topic = row.text(1);
+              message->payload = bytes_of(row, 2);
+              message->qos = qos_of(row, 3);
+              message->properties = properties_of(row, 4);
+              message->expires_at = optional_integer(row, 5);
+              message->committed = true;
+              message->saved = true;
+              state.messages.emplace(message->id, std::move(message));
+            });
 
   std::map<std::string, StoredSession> sessions;
-  db_.query("SELECT client_id FROM mq_sessions", {},
-            [&](const sdk::Row& row) { sessions[row.text(0)].client_id = row.text(0); });
+  db_.query("SELECT client_id, expiry_interval, expires_at FROM mq_sessions", {},
+            [&](const sdk::Row& row) {
+              StoredSession& session = sessions[row.text(0)];
+              session.client_id = row.text(0);
+              if (auto interval = optional_integer(row, 1)) {
+                session.expiry_interval = static_cast<std::uint32_t>(*interval);
+              }
+              session.expires_at = optional_integer(row, 2);
+            });
   // Rows of a session deleted between the reads above and these are skipped.
-  db_.query("SELECT client_id, topic_filter, qos FROM mq_subscriptions", {},
+  db_.query("SELECT client_id, topic_filter, qos, options FROM mq_subscriptions", {},
             [&](const sdk::Row& row) {
               auto found = sessions.find(row.text(0));
-              if (found != sessions.end()) {
-                found->second.subscriptions.emplace_back(row.text(1), qos_of(row, 2));
+              if (found == sessions.end()) return;
+              // Rows from before 5.0 hold the QoS alone.
+              SubscriptionOptions options;
+              if (row.is_null(3)) {
+                options.max_qos = qos_of(row, 2);
+              } else {
+                options = options_of(static_cast<std::uint8_t>(row.integer(3)));
               }
+              found->second.subscriptions.emplace_back(row.text(1), options);
             });
   db_.query(
       "SELECT client_id, seq, message_id, qos, packet_id, retain, released FROM mq_queue "
@@ -112,6 +185,23 @@ DurableState SessionStore::load() const {
       state.retained.emplace_back(row.text(0), id_of(row, 1));
     }
   });
+  db_.query(
+      "SELECT client_id, topic, payload, qos, retain, properties, delay_interval, publish_at "
+      "FROM mq_wills",
+      {}, [&](const sdk::Row& row) {
+        StoredWill stored;
+        stored.client_id = row.text(0);
+        stored.will.topic = row.text(1);
+        stored.will.payload = bytes_of(row, 2);
+        stored.will.qos = qos_of(row, 3);
+        stored.will.retain = row.integer(4) != 0;
+        stored.will.properties = properties_of(row, 5);
+        if (const std::int64_t delay = row.integer(6); delay > 0) {
+          stored.will.properties.will_delay_interval = static_cast<std::uint32_t>(delay);
+        }
+        stored.publish_at = optional_integer(row, 7);
+        state.wills.push_back(std::move(stored));
+      });
   for (auto& [client_id, session] : sessions) {
     state.sessions.push_back(std::move(session));
   }
@@ -130,9 +220,10 @@ void SessionStore::apply(sdk::Transaction& tx, const StoreOp& store_op) {
         using T = std::decay_t<decltype(o)>;
         if constexpr (std::is_same_v<T, op::SaveSession>) {
           tx.exec(
-              "INSERT INTO mq_sessions (client_id) VALUES (?) ON CONFLICT (client_id) "
-              "DO NOTHING",
-              {o.client_id});
+              "INSERT INTO mq_sessions (client_id, expiry_interval, expires_at) VALUES (?, ?, ?) "
+              "ON CONFLICT (client_id) DO UPDATE SET expiry_interval = excluded.expiry_interval, "
+              "expires_at = excluded.expires_at",
+              {o.client_id, o.expiry_interval, o.expires_at});
         } else if constexpr (std::is_same_v<T, op::DeleteSession>) {
           std::vector<std::uint64_t> referenced;
           tx.query("SELECT DISTINCT message_id FROM mq_queue WHERE client_id = ?", {o.client_id},
@@ -146,19 +237,21 @@ void SessionStore::apply(sdk::Transaction& tx, const StoreOp& store_op) {
           }
         } else if constexpr (std::is_same_v<T, op::SaveSubscription>) {
           tx.exec(
-              "INSERT INTO mq_subscriptions (client_id, topic_filter, qos) VALUES (?, ?, ?) "
-              "ON CONFLICT (client_id, topic_filter) DO UPDATE SET qos = excluded.qos",
-              {o.client_id, o.filter, qos_value(o.qos)});
+              "INSERT INTO mq_subscriptions (client_id, topic_filter, qos, options) "
+              "VALUES (?, ?, ?, ?) ON CONFLICT (client_id, topic_filter) "
+              "DO UPDATE SET qos = excluded.qos, options = excluded.options",
+              {o.client_id, o.filter, qos_value(o.options.max_qos),
+               std::int64_t{options_byte(o.options)}});
         } else if constexpr (std::is_same_v<T, op::DeleteSubscription>) {
           tx.exec("DELETE FROM mq_subscriptions WHERE client_id = ? AND topic_filter = ?",
                   {o.client_id, o.filter});
         } else if constexpr (std::is_same_v<T, op::SaveMessage>) {
           const Message& m = *o.message;
           tx.exec(
-              "INSERT INTO mq_messages (id, topic, payload, qos) VALUES (?, ?, ?, ?) "
-              "ON CONFLICT (id) DO NOTHING",
-              {sql_id(m.id), m.topic, sdk::Blob{std::string(m.payload.begin(), m.payload.end())},
-               qos_value(m.qos)});
+              "INSERT INTO mq_messages (id, topic, payload, qos, properties, expires_at) "
+              "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+              {sql_id(m.id), m.topic, blob_of(m.payload), qos_value(m.qos),
+               properties_blob(m.properties), m.expires_at});
         } else if constexpr (std::is_same_v<T, op::Enqueue>) {
           tx.exec(
               "INSERT INTO mq_queue (client_id, seq, message_id, qos, packet_id, retain, "
@@ -199,6 +292,22 @@ void SessionStore::apply(sdk::Transaction& tx, const StoreOp& store_op) {
         } else if constexpr (std::is_same_v<T, op::RemoveInbound>) {
           tx.exec("DELETE FROM mq_inbound WHERE client_id = ? AND packet_id = ?",
                   {o.client_id, std::int64_t{o.packet_id}});
+        } else if constexpr (std::is_same_v<T, op::SaveWill>) {
+          // The delay has a column of its own: it is not a property a PUBLISH may carry.
+          Properties properties = o.will.properties;
+          const std::uint32_t delay = properties.will_delay_interval.value_or(0);
+          properties.will_delay_interval.reset();
+          tx.exec(
+              "INSERT INTO mq_wills (client_id, topic, payload, qos, retain, properties, "
+              "delay_interval, publish_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+              "ON CONFLICT (client_id) DO UPDATE SET topic = excluded.topic, "
+              "payload = excluded.payload, qos = excluded.qos, retain = excluded.retain, "
+              "properties = excluded.properties, delay_interval = excluded.delay_interval, "
+              "publish_at = excluded.publish_at",
+              {o.client_id, o.will.topic, blob_of(o.will.payload), qos_value(o.will.qos),
+               o.will.retain, properties_blob(properties), std::int64_t{delay}, o.publish_at});
+        } else if constexpr (std::is_same_v<T, op::DeleteWill>) {
+          tx.exec("DELETE FROM mq_wills WHERE client_id = ?", {o.client_id});
         } else {
           static_assert(sizeof(T) == 0, "every StoreOp is applied");
         }

@@ -16,12 +16,17 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <variant>
 #include <vector>
 
 namespace emsnode::plugins::mq {
+
+/// Milliseconds since the Unix epoch: expiry times, kept in the database as they are, so that
+/// whichever node is active judges them alike.
+using WallMs = std::int64_t;
 
 /// One application message as the broker routes it: immutable once built, shared by every
 /// session it is queued for.
@@ -30,18 +35,26 @@ struct Message {
   std::string topic;
   Bytes payload;
   QoS qos = QoS::kAtMostOnce;  // as published
+  /// The 5.0 properties passed on to subscribers unchanged: payload format, content type,
+  /// response topic, correlation data, user properties. Empty for a 3.1.1 publisher.
+  Properties properties;
+  std::optional<WallMs> expires_at;  // from the Message Expiry Interval
   // Set on the broker's thread only (the committer never reads them): whether the batch that
   // routed the message has committed, and whether a SaveMessage for it has been submitted.
   bool committed = false;
   bool saved = false;
 
   std::size_t size() const { return topic.size() + payload.size(); }
+  bool expired(WallMs now) const { return expires_at && *expires_at <= now; }
 };
 
 /// The changes the broker asks the store to make, applied in the order submitted.
 namespace op {
+/// Creates or updates a persistent session.
 struct SaveSession {
   std::string client_id;
+  std::optional<std::uint32_t> expiry_interval;  // seconds after disconnecting; none: never
+  std::optional<WallMs> expires_at;              // set while offline
 };
 /// Removes the session with its subscriptions, queue and inbound packet ids.
 struct DeleteSession {
@@ -50,7 +63,7 @@ struct DeleteSession {
 struct SaveSubscription {
   std::string client_id;
   std::string filter;
-  QoS qos = QoS::kAtMostOnce;
+  SubscriptionOptions options;
 };
 struct DeleteSubscription {
   std::string client_id;
@@ -97,12 +110,23 @@ struct RemoveInbound {
   std::string client_id;
   std::uint16_t packet_id = 0;
 };
+/// The will of a connected client (whatever its session), so that a new active can publish it
+/// if the client does not come back; `publish_at` once it is due after a delay.
+struct SaveWill {
+  std::string client_id;
+  Will will;
+  std::optional<WallMs> publish_at;
+};
+/// The will was published, or the client disconnected normally or left without one.
+struct DeleteWill {
+  std::string client_id;
+};
 }  // namespace op
 
-using StoreOp =
-    std::variant<op::SaveSession, op::DeleteSession, op::SaveSubscription, op::DeleteSubscription,
-                 op::SaveMessage, op::Enqueue, op::Dequeue, op::MarkReleased, op::SetRetained,
-                 op::ClearRetained, op::AddInbound, op::RemoveInbound>;
+using StoreOp = std::variant<op::SaveSession, op::DeleteSession, op::SaveSubscription,
+                             op::DeleteSubscription, op::SaveMessage, op::Enqueue, op::Dequeue,
+                             op::MarkReleased, op::SetRetained, op::ClearRetained, op::AddInbound,
+                             op::RemoveInbound, op::SaveWill, op::DeleteWill>;
 
 /// One row of a persistent session's queue, as loaded.
 struct StoredQueueEntry {
@@ -116,9 +140,17 @@ struct StoredQueueEntry {
 
 struct StoredSession {
   std::string client_id;
-  std::vector<std::pair<std::string, QoS>> subscriptions;
+  std::optional<std::uint32_t> expiry_interval;  // none: never expires
+  std::optional<WallMs> expires_at;              // none: it was connected
+  std::vector<std::pair<std::string, SubscriptionOptions>> subscriptions;
   std::vector<StoredQueueEntry> queue;  // in seq order
   std::vector<std::uint16_t> inbound;
+};
+
+struct StoredWill {
+  std::string client_id;
+  Will will;
+  std::optional<WallMs> publish_at;  // none: its client was connected
 };
 
 /// Everything the new active loads on promotion.
@@ -126,7 +158,12 @@ struct DurableState {
   std::map<std::uint64_t, std::shared_ptr<Message>> messages;
   std::vector<StoredSession> sessions;
   std::vector<std::pair<std::string, std::uint64_t>> retained;  // topic, message id
+  std::vector<StoredWill> wills;
 };
+
+/// The subscription options byte of SUBSCRIBE (QoS in the low bits), as stored.
+std::uint8_t options_byte(const SubscriptionOptions& options);
+SubscriptionOptions options_of(std::uint8_t byte);
 
 /// The SQL behind StoreOps and DurableState: portable across SQLite and PostgreSQL.
 class SessionStore {

@@ -40,7 +40,7 @@ step "installing the SDK from $build into $prefix"
 cmake --install "$build" --prefix "$prefix" --component sdk >"$work/install.log" ||
   { cat "$work/install.log" >&2; fail "cmake --install"; }
 for f in include/emsnode/plugin_abi.h include/emsnode/plugin.hpp \
-         include/emsnode/testing/fake_host.hpp \
+         include/emsnode/listen_address.hpp include/emsnode/testing/fake_host.hpp \
          lib/cmake/EmsnodeSDK/EmsnodeSDKConfig.cmake \
          lib/cmake/EmsnodeSDK/EmsnodeSDKConfigVersion.cmake \
          lib/cmake/EmsnodeSDK/EmsnodeSDKTargets.cmake \
@@ -52,9 +52,11 @@ done
 step "compiling the headers with nothing but pkg-config's flags"
 cflags=$(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --cflags emsnode-sdk) ||
   fail "pkg-config cannot read emsnode-sdk.pc"
-printf '#include <emsnode/plugin.hpp>\n#include <emsnode/testing/fake_host.hpp>\n' |
-  c++ -std=c++17 -Wall -Wextra -Werror $cflags -fsyntax-only -x c++ - ||
-  fail "the installed headers do not compile with: $cflags"
+for header in plugin.hpp listen_address.hpp testing/fake_host.hpp; do
+  printf '#include <emsnode/%s>\n' "$header" |
+    c++ -std=c++17 -Wall -Wextra -Werror $cflags -fsyntax-only -x c++ - ||
+    fail "the installed emsnode/$header does not compile on its own with: $cflags"
+done
 
 step "configuring $example against $prefix"
 generator=()

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -125,6 +126,16 @@ class NodeDatabase {
   std::string toml() const {
     if (!database_) return "path = \"" + sqlite_file_ + "\"\n";
     return "backend = \"postgresql\"\nurl = \"" + database_->url() + "\"\nsslmode = \"disable\"\n";
+  }
+  // Runs `sql` (statements as an operator would type them) with the operator's command: sqlite3,
+  // waiting up to 5 s for the nodes' write lock, or psql. Its output goes to `output_dir`.
+  Completed run_sql(const std::string& sql, const std::filesystem::path& output_dir) const {
+    if (!database_) {
+      return run({"/usr/bin/sqlite3", "-cmd", ".timeout 5000", sqlite_file_, sql}, output_dir);
+    }
+    return run(
+        {"/usr/bin/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database_->url(), "-c", sql},
+        output_dir);
   }
 
  private:

@@ -2,7 +2,10 @@
 // The service itself is in echo_server.cpp.
 #include "echo_server.hpp"
 
+#include <emsnode/listen_address.hpp>
 #include <emsnode/plugin.hpp>
+
+#include <boost/asio/ip/address.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -15,7 +18,8 @@ namespace {
 EchoOptions read_options(const sdk::Config& config) {
   EchoOptions options;
   try {
-    options.listen = parse_listen_address(config.string("listen"));
+    const sdk::ListenAddress listen = sdk::parse_listen_address(config.string("listen"));
+    options.listen = {boost::asio::ip::make_address(listen.host), listen.port};
   } catch (const std::invalid_argument& e) {
     throw sdk::ConfigError("listen", e.what());
   }

@@ -1,12 +1,12 @@
 #include "echo_server.hpp"
 
-#include <boost/asio/ip/address.hpp>
+#include <emsnode/listen_address.hpp>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
 #include <array>
 #include <exception>
-#include <sstream>
 #include <stdexcept>
 
 namespace emsnode::examples::echo {
@@ -24,54 +24,12 @@ constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
 // How long the destructor gives connections when the plugin never called stop.
 constexpr std::chrono::milliseconds kDestructorDeadline{1000};
 
-}  // namespace
-
-tcp::endpoint parse_listen_address(std::string_view text) {
-  const std::string quoted = "'" + std::string(text) + "'";
-  std::string_view host;
-  std::string_view port;
-  if (!text.empty() && text.front() == '[') {
-    const auto close = text.find("]:");
-    if (close == std::string_view::npos) {
-      throw std::invalid_argument(quoted + " is not [IPv6 address]:port");
-    }
-    host = text.substr(1, close - 1);
-    port = text.substr(close + 2);
-  } else {
-    const auto colon = text.rfind(':');
-    if (colon == std::string_view::npos) {
-      throw std::invalid_argument(quoted + " is not address:port");
-    }
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) {
-      throw std::invalid_argument(quoted + ": write an IPv6 address in brackets, as [::1]:18013");
-    }
-  }
-  unsigned long port_number = 0;
-  bool port_ok = !port.empty() && port.size() <= 5;
-  for (char c : port) {
-    port_ok = port_ok && c >= '0' && c <= '9';
-    port_number = port_number * 10 + static_cast<unsigned long>(c - '0');
-  }
-  if (!port_ok || port_number > 65535) {
-    throw std::invalid_argument(quoted + ": the port must be a number from 0 to 65535");
-  }
-  error_code ec;
-  const asio::ip::address address = asio::ip::make_address(std::string(host), ec);
-  if (ec) {
-    throw std::invalid_argument(quoted + ": '" + std::string(host) +
-                                "' is not an IP address (a listener binds an interface address, "
-                                "not a host name)");
-  }
-  return tcp::endpoint(address, static_cast<unsigned short>(port_number));
-}
-
+// For logs and messages, as the config spells an address.
 std::string format_endpoint(const tcp::endpoint& endpoint) {
-  std::ostringstream text;
-  text << endpoint;  // Asio brackets IPv6 addresses
-  return text.str();
+  return sdk::ListenAddress{endpoint.address().to_string(), endpoint.port()}.format();
 }
+
+}  // namespace
 
 // One client. Owned by the server's set and by its own pending operations, so it lives until
 // both let go: the server at close, the operations when they complete.

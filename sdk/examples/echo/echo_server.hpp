@@ -15,18 +15,9 @@
 #include <memory>
 #include <set>
 #include <string>
-#include <string_view>
 #include <thread>
 
 namespace emsnode::examples::echo {
-
-/// Parses "127.0.0.1:18013" or "[::1]:18013" (an IP address, not a host name: a listener binds
-/// an interface). Port 0 asks the system for a free port. Throws std::invalid_argument saying
-/// what is wrong.
-boost::asio::ip::tcp::endpoint parse_listen_address(std::string_view text);
-
-/// "127.0.0.1:18013" or "[::1]:18013".
-std::string format_endpoint(const boost::asio::ip::tcp::endpoint& endpoint);
 
 /// What the server is told by the plugin's config.
 struct EchoOptions {

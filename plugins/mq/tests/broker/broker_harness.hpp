@@ -27,7 +27,7 @@ class MemoryStore {
         [&](const auto& o) {
           using T = std::decay_t<decltype(o)>;
           if constexpr (std::is_same_v<T, op::SaveSession>) {
-            sessions.insert(o.client_id);
+            sessions[o.client_id] = o;
           } else if constexpr (std::is_same_v<T, op::DeleteSession>) {
             sessions.erase(o.client_id);
             std::set<std::uint64_t> referenced;
@@ -47,7 +47,7 @@ class MemoryStore {
             }
             for (std::uint64_t id : referenced) collect(id);
           } else if constexpr (std::is_same_v<T, op::SaveSubscription>) {
-            subscriptions[{o.client_id, o.filter}] = o.qos;
+            subscriptions[{o.client_id, o.filter}] = o.options;
           } else if constexpr (std::is_same_v<T, op::DeleteSubscription>) {
             subscriptions.erase({o.client_id, o.filter});
           } else if constexpr (std::is_same_v<T, op::SaveMessage>) {
@@ -82,6 +82,10 @@ class MemoryStore {
             inbound.insert({o.client_id, o.packet_id});
           } else if constexpr (std::is_same_v<T, op::RemoveInbound>) {
             inbound.erase({o.client_id, o.packet_id});
+          } else if constexpr (std::is_same_v<T, op::SaveWill>) {
+            wills[o.client_id] = o;
+          } else if constexpr (std::is_same_v<T, op::DeleteWill>) {
+            wills.erase(o.client_id);
           }
         },
         store_op);
@@ -97,9 +101,14 @@ class MemoryStore {
       state.messages.emplace(id, copy);
     }
     std::map<std::string, StoredSession> by_client;
-    for (const std::string& client_id : sessions) by_client[client_id].client_id = client_id;
-    for (const auto& [key, qos] : subscriptions) {
-      by_client[key.first].subscriptions.emplace_back(key.second, qos);
+    for (const auto& [client_id, saved] : sessions) {
+      StoredSession& session = by_client[client_id];
+      session.client_id = client_id;
+      session.expiry_interval = saved.expiry_interval;
+      session.expires_at = saved.expires_at;
+    }
+    for (const auto& [key, options] : subscriptions) {
+      by_client[key.first].subscriptions.emplace_back(key.second, options);
     }
     for (const auto& [key, entry] : queue) by_client[key.first].queue.push_back(entry);
     for (const auto& [client_id, packet_id] : inbound) {
@@ -107,11 +116,15 @@ class MemoryStore {
     }
     for (auto& [client_id, session] : by_client) state.sessions.push_back(session);
     for (const auto& [topic, id] : retained) state.retained.emplace_back(topic, id);
+    for (const auto& [client_id, saved] : wills) {
+      state.wills.push_back(StoredWill{client_id, saved.will, saved.publish_at});
+    }
     return state;
   }
 
-  std::set<std::string> sessions;
-  std::map<std::pair<std::string, std::string>, QoS> subscriptions;
+  std::map<std::string, op::SaveSession> sessions;
+  std::map<std::pair<std::string, std::string>, SubscriptionOptions> subscriptions;
+  std::map<std::string, op::SaveWill> wills;
   std::map<std::uint64_t, Message> messages;
   std::map<std::pair<std::string, std::uint64_t>, StoredQueueEntry> queue;
   std::set<std::pair<std::string, std::uint16_t>> inbound;

@@ -76,7 +76,7 @@ struct Fixture {
 };
 
 std::vector<StoreOp> session_ops(const std::string& client_id) {
-  return {op::SaveSession{client_id}};
+  return {op::SaveSession{client_id, std::nullopt, std::nullopt}};
 }
 
 }  // namespace

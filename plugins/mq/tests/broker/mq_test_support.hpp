@@ -107,6 +107,11 @@ class MqCluster {
     return std::make_unique<Process>(std::move(args), dir_.path());
   }
 
+  // Runs `statements` on the cluster's database with sqlite3 or psql, as an operator would.
+  Completed sql(const std::string& statements) const {
+    return database_.run_sql(statements, dir_.path());
+  }
+
   std::unique_ptr<Process> start_client(std::vector<std::string> args) const {
     args.insert(args.begin(), {kPython, kClientScript});
     args.push_back("--port");

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""A real MQTT 3.1.1 client (Debian's python3-paho-mqtt) for the mq integration tests.
+"""A real MQTT client (Debian's python3-paho-mqtt) for the mq integration tests: 3.1.1, or 5.0
+with --v5 (a session that is not clean then outlives its connection by --expiry seconds).
 
   sub   subscribes and appends every payload it receives, one per line, to --out; writes
         --out.ready each time the SUBACK arrives; reconnects whenever the connection drops;
@@ -8,6 +9,9 @@
         of every one acknowledged (PUBACK, or PUBCOMP for QoS 2) to --out; keeps going through
         disconnections; stops once all are acknowledged or after --duration seconds.
   will  connects with a will (--topic, --message) and waits to be killed.
+  ticks publishes QoS 0 ticks to --topic every --interval and receives them on the same
+        connection; writes --out.ready once subscribed; when --out.stop exists, writes to --out
+        "received N max_gap_ms G": the ticks received and the longest silence between two.
 
 Every mode is bounded by --duration, so a test that loses track of it still ends.
 """
@@ -17,6 +21,8 @@ import sys
 import time
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 
 def append(path, line):
@@ -26,19 +32,35 @@ def append(path, line):
 
 
 def make_client(args, clean):
-    client = mqtt.Client(client_id=args.id, clean_session=clean,
-                         protocol=mqtt.MQTTv311)
+    if args.v5:
+        # 5.0 says clean start at connect(), with the session expiry, and keeps both for
+        # reconnects.
+        client = mqtt.Client(client_id=args.id, protocol=mqtt.MQTTv5)
+    else:
+        client = mqtt.Client(client_id=args.id, clean_session=clean, protocol=mqtt.MQTTv311)
+    client.emsnode_clean = clean
     client.reconnect_delay_set(min_delay=1, max_delay=1)
     client.max_inflight_messages_set(args.inflight)
     client.max_queued_messages_set(0)
     return client
 
 
+def connect_once(client, args):
+    if not args.v5:
+        client.connect("127.0.0.1", args.port, keepalive=args.keepalive)
+        return
+    properties = Properties(PacketTypes.CONNECT)
+    if not client.emsnode_clean:
+        properties.SessionExpiryInterval = args.expiry
+    client.connect("127.0.0.1", args.port, keepalive=args.keepalive,
+                   clean_start=client.emsnode_clean, properties=properties)
+
+
 def connect(client, args):
     deadline = time.monotonic() + args.duration
     while time.monotonic() < deadline:
         try:
-            client.connect("127.0.0.1", args.port, keepalive=args.keepalive)
+            connect_once(client, args)
             return
         except OSError:
             time.sleep(0.2)
@@ -48,11 +70,11 @@ def connect(client, args):
 def subscriber(args):
     client = make_client(args, args.clean)
 
-    def on_connect(c, userdata, flags, rc):
+    def on_connect(c, userdata, flags, rc, properties=None):
         if rc == 0:
             c.subscribe(args.topic, qos=args.qos)
 
-    def on_subscribe(c, userdata, mid, granted):
+    def on_subscribe(c, userdata, mid, granted, properties=None):
         append(args.out + ".ready", "subscribed")
 
     def on_message(c, userdata, message):
@@ -100,7 +122,7 @@ def will(args):
     client = make_client(args, True)
     client.will_set(args.topic, args.message, qos=1)
     connected = []
-    client.on_connect = lambda c, u, f, rc: connected.append(rc)
+    client.on_connect = lambda c, u, f, rc, p=None: connected.append(rc)
     connect(client, args)
     client.loop_start()
     deadline = time.monotonic() + args.duration
@@ -111,9 +133,41 @@ def will(args):
         time.sleep(0.1)
 
 
+def ticks(args):
+    client = make_client(args, True)
+    arrivals = []
+    subscribed = []
+
+    def on_connect(c, userdata, flags, rc, properties=None):
+        if rc == 0:
+            c.subscribe(args.topic, qos=0)
+
+    def on_subscribe(c, userdata, mid, granted, properties=None):
+        subscribed.append(True)
+        append(args.out + ".ready", "subscribed")
+
+    def on_message(c, userdata, message):
+        if subscribed:
+            arrivals.append(time.monotonic())
+
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    connect(client, args)
+    client.loop_start()
+    deadline = time.monotonic() + args.duration
+    while time.monotonic() < deadline and not os.path.exists(args.out + ".stop"):
+        client.publish(args.topic, "tick", qos=0)
+        time.sleep(args.interval)
+    client.disconnect()
+    client.loop_stop()
+    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:])]
+    append(args.out, "received %d max_gap_ms %d" % (len(arrivals), max(gaps, default=0) * 1000))
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["sub", "pub", "will"])
+    parser.add_argument("mode", choices=["sub", "pub", "will", "ticks"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--id", default="")
     parser.add_argument("--topic", required=True)
@@ -126,8 +180,10 @@ def main():
     parser.add_argument("--keepalive", type=int, default=10)
     parser.add_argument("--message", default="")
     parser.add_argument("--duration", type=float, default=60)
+    parser.add_argument("--v5", action="store_true")
+    parser.add_argument("--expiry", type=int, default=3600)
     args = parser.parse_args()
-    {"sub": subscriber, "pub": publisher, "will": will}[args.mode](args)
+    {"sub": subscriber, "pub": publisher, "will": will, "ticks": ticks}[args.mode](args)
 
 
 if __name__ == "__main__":
