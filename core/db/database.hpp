@@ -149,6 +149,9 @@ std::string sql_head(std::string_view sql);
 
 struct SqliteOptions {
   std::int64_t busy_timeout_ms = 2000;  // how long a write waits for another node's transaction
+  // This connection's write transactions go before those of the process's other connections to
+  // the file: the lease's, whose renewal must not wait behind a busy plugin.
+  bool writes_first = false;
 };
 
 // Opens (creating if missing) a SQLite database file. Refuses, with a message that points to the

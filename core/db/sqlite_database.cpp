@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -119,6 +120,54 @@ class BusyError final : public DbError {
 
 class SqliteDatabase;
 
+// The connections of one process to one file take SQLite's write lock in turn here, the lease's
+// first. SQLite's busy handler polls with sleeps of up to 100 ms, so a connection that writes
+// back to back (a plugin under load) would otherwise keep the lease's renewal out until the node
+// fences itself. Other processes still meet at SQLite's own lock.
+class WriteGate {
+ public:
+  // The gate shared by every connection of this process to `path`.
+  static std::shared_ptr<WriteGate> of(const std::string& path) {
+    static std::mutex registry_mutex;
+    static std::map<std::string, std::weak_ptr<WriteGate>> registry;
+    std::lock_guard lock(registry_mutex);
+    std::error_code ignored;
+    const std::string key = std::filesystem::weakly_canonical(path, ignored).string();
+    std::shared_ptr<WriteGate> gate = registry[key].lock();
+    if (!gate) {
+      gate = std::make_shared<WriteGate>();
+      registry[key] = gate;
+    }
+    return gate;
+  }
+
+  // False when the gate stayed closed until `deadline`.
+  bool enter(bool first, std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mutex_);
+    if (first) ++first_waiting_;
+    const bool entered =
+        open_.wait_until(lock, deadline, [&] { return !busy_ && (first || first_waiting_ == 0); });
+    if (first) --first_waiting_;
+    if (entered) busy_ = true;
+    if (!entered && first) open_.notify_all();  // the others may go again
+    return entered;
+  }
+
+  void leave() {
+    {
+      std::lock_guard lock(mutex_);
+      busy_ = false;
+    }
+    open_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable open_;
+  bool busy_ = false;
+  int first_waiting_ = 0;  // lease connections waiting: they go before any other
+};
+
 // Statements of one transaction, run on the transaction's connection.
 class SqliteTransaction final : public Transaction {
  public:
@@ -135,7 +184,9 @@ class SqliteDatabase final : public Database {
   SqliteDatabase(std::string path, ConnectionHandle connection, const SqliteOptions& options)
       : path_(std::move(path)),
         connection_(std::move(connection)),
-        busy_timeout_ms_(options.busy_timeout_ms) {}
+        busy_timeout_ms_(options.busy_timeout_ms),
+        writes_first_(options.writes_first),
+        gate_(WriteGate::of(path_)) {}
 
   std::string_view backend() const override { return "sqlite"; }
   std::string describe() const override { return path_; }
@@ -194,6 +245,18 @@ class SqliteDatabase final : public Database {
                     "received");
     }
     recover_if_idle();
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms_);
+    if (!gate_->enter(writes_first_, deadline)) {
+      throw BusyError(path_ +
+                      ": busy: another connection of this process held the database for "
+                      "longer than busy_timeout (" +
+                      std::to_string(busy_timeout_ms_) + " ms)");
+    }
+    struct Leave {
+      WriteGate& gate;
+      ~Leave() { gate.leave(); }
+    } leave{*gate_};
     run("BEGIN IMMEDIATE", {}, nullptr);
     in_transaction_ = true;
     SqliteTransaction tx(*this);
@@ -361,6 +424,8 @@ class SqliteDatabase final : public Database {
   const std::string path_;
   const ConnectionHandle connection_;
   const std::int64_t busy_timeout_ms_;
+  const bool writes_first_;
+  const std::shared_ptr<WriteGate> gate_;
   // Recursive so that now_ms() and query() work from inside a transaction body on its thread
   // (they then run within the transaction); other threads wait for the transaction to end.
   std::recursive_mutex mutex_;

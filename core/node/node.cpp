@@ -73,10 +73,12 @@ db::PostgresOptions postgres_options(const config::DatabaseConfig& database) {
 
 // A connection to the configured database. PostgreSQL connects at its first call, so this does
 // not fail when the server is down.
-std::unique_ptr<db::Database> open_database(const config::NodeConfig& config) {
+// `for_lease`: the lease's own connection, whose writes go first (SQLite).
+std::unique_ptr<db::Database> open_database(const config::NodeConfig& config,
+                                            bool for_lease = false) {
   if (is_postgres(config)) return db::open_postgres(postgres_options(config.database));
   return db::open_sqlite(config.database.path.string(),
-                         db::SqliteOptions{config.database.busy_timeout.count()});
+                         db::SqliteOptions{config.database.busy_timeout.count(), for_lease});
 }
 
 // Where the lock files of this node live: beside the SQLite file, which all nodes of the host
@@ -418,7 +420,7 @@ int run(const config::NodeConfig& config, std::string_view version) {
   const auto database = open_database(config);
   // The lease gets a connection of its own: a connection runs one transaction at a time, and a
   // plugin's long transaction must never hold up a renewal until the node fences itself.
-  const auto lease_database = open_database(config);
+  const auto lease_database = open_database(config, /*for_lease=*/true);
   if (!await_database(*database, config, version, events, stop_requested, log)) {
     log.info("node.stopped", {{"node", config.node_id}});
     log::flush();

@@ -171,6 +171,7 @@ void Broker::load(const DurableState& state) {
       entry.maybe_sent = true;
       if (row.released) {
         entry.state = EntryState::kReleased;
+        entry.release_committed = true;
         ++session->inflight;
       }
       session->packet_ids.insert(row.packet_id);
@@ -791,7 +792,7 @@ void Broker::redeliver(Session& session) {
     bool keep = true;
     if (it->state == EntryState::kSent) {
       keep = may_receive(session, *it) && send_publish(session, *it, true);
-    } else if (it->state == EntryState::kReleased) {
+    } else if (it->state == EntryState::kReleased && it->release_committed) {
       io_.send(session.connection, ack<Pubrel>(it->packet_id));
     }
     if (keep) {
@@ -843,10 +844,18 @@ void Broker::on_pubrec(Session& session, const Pubrec& pubrec) {
     if (session.persistent) ops.push_back(op::MarkReleased{session.client_id, entry->seq});
   }
   // The client delivers on PUBREL and then forgets the packet id: a new active must know the
-  // message was released, or it would send it again as new. So PUBREL waits for the commit.
-  const ConnectionId connection = session.connection;
-  submit(std::move(ops), [this, connection, packet_id] {
-    if (session_of(connection) != nullptr) io_.send(connection, ack<Pubrel>(packet_id));
+  // message was released, or it would send it again as new. So PUBREL waits for the commit, and
+  // goes to whichever connection the session has by then (redeliver() sends none before).
+  submit(std::move(ops), [this, client_id = session.client_id, seq = entry->seq, packet_id] {
+    auto found = sessions_.find(client_id);
+    if (found == sessions_.end()) return;
+    Session& s = *found->second;
+    auto released = std::find_if(s.queue.begin(), s.queue.end(), [&](const Entry& e) {
+      return e.seq == seq && e.state == EntryState::kReleased;
+    });
+    if (released == s.queue.end()) return;
+    released->release_committed = true;
+    if (s.connection != 0 && s.ready) io_.send(s.connection, ack<Pubrel>(packet_id));
   });
 }
 

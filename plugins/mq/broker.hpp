@@ -167,6 +167,9 @@ class Broker {
     bool retain = false;      // the RETAIN flag it is delivered with
     bool maybe_sent = false;  // loaded from the database: the previous active may have sent it
     bool held = false;        // waits for its own queue row to commit
+    // QoS 2, released: whether the database knows. Until then no PUBREL may go out, or a new
+    // active that still has the message as unreleased would send it again as new.
+    bool release_committed = false;
     EntryState state = EntryState::kQueued;
   };
 

@@ -74,19 +74,22 @@ void GroupCommitter::submit(std::vector<StoreOp> ops, std::function<void()> done
 
 void GroupCommitter::run() {
   std::unique_lock<std::mutex> lock(mutex_);
+  bool quiet = true;  // the last commit left nothing pending
   for (;;) {
     wake_.wait(lock, [&] { return stopping_ || !pending_.done.empty(); });
     if (stopping_) {
       return;
     }
-    // Let the batch gather, unless it is big enough already, or has nothing to write: then its
-    // completions wait only for the commits before them, which are done.
-    if (!pending_.ops.empty()) {
+    // After a quiet spell the first write waits `interval` for others to join it. Under load
+    // there is no wait: what arrived during the last commit is the next batch, written at once,
+    // so that a commit's latency is not added to twice. A batch with nothing to write waits
+    // only for the commits before it, which are done.
+    if (quiet && !pending_.ops.empty()) {
       wake_.wait_for(lock, options_.interval,
                      [&] { return stopping_ || pending_.ops.size() >= options_.max_batch; });
-    }
-    if (stopping_) {
-      return;
+      if (stopping_) {
+        return;
+      }
     }
     Pending batch = std::move(pending_);
     pending_ = Pending{};
@@ -100,6 +103,7 @@ void GroupCommitter::run() {
       pending_ = Pending{};
       return;
     }
+    quiet = pending_.done.empty();
   }
 }
 

@@ -35,8 +35,9 @@ class Committer {
 };
 
 struct GroupCommitOptions {
-  std::chrono::milliseconds interval{5};  ///< how long a batch gathers before it is written
-  std::size_t max_batch = 1000;           ///< operations that make a batch write at once
+  /// How long the first write after a quiet spell waits for others to join its batch.
+  std::chrono::milliseconds interval{5};
+  std::size_t max_batch = 1000;  ///< operations that make a batch write at once
 };
 
 /// Commits on a thread of its own. `dispatch` hands a function to the broker's thread (an

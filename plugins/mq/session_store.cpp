@@ -208,10 +208,124 @@ DurableState SessionStore::load() const {
   return state;
 }
 
-void SessionStore::apply(sdk::Transaction& tx, const std::vector<StoreOp>& ops) {
-  for (const StoreOp& op : ops) {
-    apply(tx, op);
+namespace {
+
+// Multi-row statements take their rows in chunks of these sizes only, largest first, so that a
+// few statement texts serve every batch (the host prepares each text once).
+constexpr std::size_t kChunkSizes[] = {64, 16, 4, 1};
+
+// "(?, ?), (?, ?)" for `rows` rows of `columns` placeholders.
+std::string placeholders(std::size_t rows, std::size_t columns) {
+  std::string row = "(?";
+  for (std::size_t c = 1; c < columns; ++c) row += ", ?";
+  row += ")";
+  std::string all = row;
+  for (std::size_t r = 1; r < rows; ++r) all += ", " + row;
+  return all;
+}
+
+// Calls `run(first, count)` over [0, total) in chunks of kChunkSizes.
+template <typename Run>
+void in_chunks(std::size_t total, Run run) {
+  std::size_t done = 0;
+  for (const std::size_t size : kChunkSizes) {
+    for (; total - done >= size; done += size) run(done, size);
   }
+}
+
+// The run of a batch that a few multi-row statements can write: messages, queue rows, and the
+// removal of queue rows (then of the messages nothing references any more). Within a run the
+// inserts go first: a row is always inserted before it can be removed, and a message is
+// collected only after every queue row of the run that references it is in, so the outcome is
+// that of the ops in their order. Everything else is applied one op at a time, in order, after
+// the run before it is written.
+class BatchWriter {
+ public:
+  explicit BatchWriter(sdk::Transaction& tx) : tx_(tx) {}
+
+  bool take(const StoreOp& store_op) {
+    if (const auto* o = std::get_if<op::SaveMessage>(&store_op)) {
+      messages_.push_back(o);
+    } else if (const auto* e = std::get_if<op::Enqueue>(&store_op)) {
+      enqueues_.push_back(e);
+    } else if (const auto* d = std::get_if<op::Dequeue>(&store_op)) {
+      dequeues_[d->client_id].push_back(sql_id(d->seq));
+      collected_.push_back(sql_id(d->message_id));
+    } else {
+      return false;
+    }
+    return true;
+  }
+
+  void flush() {
+    in_chunks(messages_.size(), [&](std::size_t first, std::size_t count) {
+      sdk::Params params;
+      for (std::size_t i = first; i < first + count; ++i) {
+        const Message& m = *messages_[i]->message;
+        params.insert(params.end(), {sql_id(m.id), m.topic, blob_of(m.payload), qos_value(m.qos),
+                                     properties_blob(m.properties), m.expires_at});
+      }
+      tx_.exec("INSERT INTO mq_messages (id, topic, payload, qos, properties, expires_at) VALUES " +
+                   placeholders(count, 6) + " ON CONFLICT (id) DO NOTHING",
+               params);
+    });
+    in_chunks(enqueues_.size(), [&](std::size_t first, std::size_t count) {
+      sdk::Params params;
+      for (std::size_t i = first; i < first + count; ++i) {
+        const op::Enqueue& e = *enqueues_[i];
+        params.insert(params.end(), {e.client_id, sql_id(e.seq), sql_id(e.message_id),
+                                     qos_value(e.qos), std::int64_t{e.packet_id}, e.retain, false});
+      }
+      tx_.exec(
+          "INSERT INTO mq_queue (client_id, seq, message_id, qos, packet_id, retain, released) "
+          "VALUES " +
+              placeholders(count, 7) + " ON CONFLICT (client_id, seq) DO NOTHING",
+          params);
+    });
+    for (const auto& [client_id, seqs] : dequeues_) {
+      in_chunks(seqs.size(), [&, client = &client_id](std::size_t first, std::size_t count) {
+        sdk::Params params = {*client};
+        params.insert(params.end(), seqs.begin() + static_cast<std::ptrdiff_t>(first),
+                      seqs.begin() + static_cast<std::ptrdiff_t>(first + count));
+        tx_.exec("DELETE FROM mq_queue WHERE client_id = ? AND seq IN " + placeholders(1, count),
+                 params);
+      });
+    }
+    std::sort(collected_.begin(), collected_.end());
+    collected_.erase(std::unique(collected_.begin(), collected_.end()), collected_.end());
+    in_chunks(collected_.size(), [&](std::size_t first, std::size_t count) {
+      sdk::Params params(collected_.begin() + static_cast<std::ptrdiff_t>(first),
+                         collected_.begin() + static_cast<std::ptrdiff_t>(first + count));
+      tx_.exec("DELETE FROM mq_messages WHERE id IN " + placeholders(1, count) +
+                   " AND NOT EXISTS (SELECT 1 FROM mq_queue WHERE mq_queue.message_id = "
+                   "mq_messages.id) AND NOT EXISTS (SELECT 1 FROM mq_retained WHERE "
+                   "mq_retained.message_id = mq_messages.id)",
+               params);
+    });
+    messages_.clear();
+    enqueues_.clear();
+    dequeues_.clear();
+    collected_.clear();
+  }
+
+ private:
+  sdk::Transaction& tx_;
+  std::vector<const op::SaveMessage*> messages_;
+  std::vector<const op::Enqueue*> enqueues_;
+  std::map<std::string, std::vector<std::int64_t>> dequeues_;  // seqs by client id
+  std::vector<std::int64_t> collected_;                        // message ids
+};
+
+}  // namespace
+
+void SessionStore::apply(sdk::Transaction& tx, const std::vector<StoreOp>& ops) {
+  BatchWriter batch(tx);
+  for (const StoreOp& store_op : ops) {
+    if (batch.take(store_op)) continue;
+    batch.flush();
+    apply(tx, store_op);
+  }
+  batch.flush();
 }
 
 void SessionStore::apply(sdk::Transaction& tx, const StoreOp& store_op) {

@@ -15,9 +15,10 @@
 // The load is closed-loop: at most kWindow messages are on their way at once (sent, not yet
 // delivered), spread over the publishers, so both brokers are measured at the same bounded
 // queue instead of being flooded. One subscriber receives everything (topic bench/#) at the
-// QoS of the run and acknowledges QoS 1. emsnode runs one node on SQLite with the mq plugin:
-// its QoS 1 acknowledgements wait for the commit to the database, mosquitto's do not (it runs
-// without persistence, as Debian configures it). Figures end as `bench: NAME VALUE UNIT`.
+// QoS of the run and acknowledges QoS 1; at QoS 1 its session is persistent. emsnode runs one
+// node on SQLite with the mq plugin: each QoS 1 message is written to the database (message and
+// queue row, then their removal on PUBACK) and acknowledged after the commit; mosquitto keeps
+// it in memory (no persistence, as Debian configures it). Figures end as `bench: NAME VALUE UNIT`.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -61,6 +62,7 @@ using emsnode::testing::connect_tcp;
 using emsnode::testing::eventually;
 using emsnode::testing::PortReservation;
 using emsnode::testing::Process;
+using emsnode::testing::read_file;
 using emsnode::testing::run;
 using emsnode::testing::TempDir;
 
@@ -99,7 +101,7 @@ struct Client {
   }
 };
 
-std::unique_ptr<Client> open_client(std::uint16_t port, const std::string& id) {
+std::unique_ptr<Client> open_client(std::uint16_t port, const std::string& id, bool clean = true) {
   auto client = std::make_unique<Client>();
   client->fd = connect_tcp("127.0.0.1", port, 5000);
   if (client->fd < 0)
@@ -108,7 +110,7 @@ std::unique_ptr<Client> open_client(std::uint16_t port, const std::string& id) {
   mq::Connect connect;
   connect.version = mq::ProtocolVersion::kV311;
   connect.client_id = id;
-  connect.clean_start = true;
+  connect.clean_start = clean;
   client->queue(connect);
   client->flush();
   return client;
@@ -146,9 +148,28 @@ bool receive(Client& client, OnPublish on_publish) {
   }
 }
 
+// Ends a persistent session by connecting with a clean one of the same id, so that it does not
+// collect the next run's messages.
+void discard_session(std::uint16_t port, const std::string& id) {
+  auto client = open_client(port, id, true);
+  const bool done = eventually(
+      [&] {
+        receive(*client, [](const mq::Publish&) {});
+        return client->connected;
+      },
+      10s);
+  ::close(client->fd);
+  if (!done) throw std::runtime_error("the broker did not take the clean session of " + id);
+}
+
 LoadResult run_load(std::uint16_t port, std::size_t publishers, mq::QoS qos,
                     std::chrono::milliseconds duration) {
-  auto subscriber = open_client(port, "bench-sub");
+  // At QoS 1 the subscriber's session is persistent, so that what emsnode acknowledges is in
+  // its database: the durability being measured. mosquitto (no persistence file) keeps it in
+  // memory.
+  const bool durable = qos != mq::QoS::kAtMostOnce;
+  const std::string subscriber_id = "bench-sub-" + std::to_string(publishers);
+  auto subscriber = open_client(port, subscriber_id, !durable);
   std::vector<std::unique_ptr<Client>> pubs;
   for (std::size_t i = 0; i < publishers; ++i) {
     pubs.push_back(open_client(port, "bench-pub-" + std::to_string(i)));
@@ -237,6 +258,7 @@ LoadResult run_load(std::uint16_t port, std::size_t publishers, mq::QoS qos,
   }
   ::close(subscriber->fd);
   for (auto& p : pubs) ::close(p->fd);
+  if (durable) discard_session(port, subscriber_id);
 
   std::sort(latencies.begin(), latencies.end());
   const auto at = [&](double q) {
@@ -685,11 +707,24 @@ Broker start_emsnode(const TempDir& dir, std::uint16_t port, std::uint16_t admin
                        "\"\n[log]\nconsole = false\nfile = \"" + (dir / "node.log").string() +
                        "\"\n[admin]\nlisten = \"127.0.0.1:" + std::to_string(admin_port) +
                        "\"\n[plugins.echo]\nenabled = false\n[plugins.mq]\nlisten = \"127.0.0.1:" +
-                       std::to_string(port) + "\"\nmax_connections = 65536\n" + tls_lines);
+                       std::to_string(port) +
+                       "\"\nmax_connections = 65536\n"
+                       // The load's window, not a session's bound, limits what is on its way.
+                       "max_queued_messages = 10000\n" +
+                       tls_lines);
   return {"emsnode",
           std::make_unique<Process>(
               std::vector<std::string>{EMSNODE_BINARY, "--conf", conf.string()}, dir.path()),
           port};
+}
+
+// The last `count` lines of `text`.
+std::string tail(const std::string& text, std::size_t count) {
+  std::size_t at = text.size();
+  for (std::size_t lines = 0; at > 0 && lines <= count;) {
+    if (text[--at] == '\n') ++lines;
+  }
+  return text.substr(at);
 }
 
 // Starts `target` and returns once it accepts TCP connections on `port`.
@@ -833,7 +868,16 @@ int main(int argc, char** argv) {
       for (const mq::QoS qos : {mq::QoS::kAtMostOnce, mq::QoS::kAtLeastOnce}) {
         for (const std::size_t p : publishers) {
           check_deadline(deadline, "the load runs of " + target);
-          const LoadResult r = run_load(broker.port, p, qos, seconds);
+          LoadResult r;
+          try {
+            r = run_load(broker.port, p, qos, seconds);
+          } catch (const std::runtime_error& e) {
+            // What the broker said about it is the first thing to read.
+            if (target == "emsnode") {
+              std::cerr << "emsnode's log ends with:\n" << tail(read_file(dir / "node.log"), 20);
+            }
+            throw;
+          }
           const std::string key =
               "qos" + std::to_string(static_cast<int>(qos)) + "_p" + std::to_string(p);
           std::printf(

@@ -133,9 +133,9 @@ class NodeDatabase {
     if (!database_) {
       return run({"/usr/bin/sqlite3", "-cmd", ".timeout 5000", sqlite_file_, sql}, output_dir);
     }
-    return run(
-        {"/usr/bin/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database_->url(), "-c", sql},
-        output_dir);
+    return run({"/usr/bin/psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d",
+                database_->url(), "-c", sql},
+               output_dir);
   }
 
  private:

@@ -8,9 +8,11 @@
 
 using emsnode::plugins::mq::BrokerOptions;
 using emsnode::plugins::mq::Connack;
+using emsnode::plugins::mq::Connect;
 using emsnode::plugins::mq::Disconnect;
 using emsnode::plugins::mq::Pingreq;
 using emsnode::plugins::mq::Pingresp;
+using emsnode::plugins::mq::ProtocolVersion;
 using emsnode::plugins::mq::Puback;
 using emsnode::plugins::mq::Pubcomp;
 using emsnode::plugins::mq::Publish;
@@ -502,4 +504,46 @@ TEST_CASE("a publisher of large messages is paused by bytes waiting for their co
   CHECK_FALSE(f.broker.accepts_more(kPublisher));
   f.committer.commit();
   CHECK(f.io.resumed.size() == 1);
+}
+
+TEST_CASE("no PUBREL goes out before the release is committed, even to a resumed connection") {
+  MemoryStore store;
+  std::uint16_t packet_id = 0;
+  {
+    BrokerFixture old_active({}, &store);
+    old_active.connect(kSubscriber, "sub", false);
+    old_active.subscribe(kSubscriber, "q2", QoS::kExactlyOnce);
+    old_active.connect(kPublisher, "pub");
+    old_active.publish(kPublisher, "q2", "once", QoS::kExactlyOnce, 1);
+    old_active.committer.commit();
+    const auto sent = old_active.io.take<Publish>(kSubscriber);
+    REQUIRE(sent.size() == 1);
+    packet_id = sent[0].packet_id;
+    old_active.acknowledge<Pubrec>(kSubscriber, packet_id);
+    // The client comes back before the release is in the database.
+    Connect again;
+    again.version = ProtocolVersion::kV311;
+    again.clean_start = false;
+    again.client_id = "sub";
+    old_active.broker.on_packet(3, again);
+    old_active.io.take<Connack>(3);
+    CHECK(old_active.io.take<Pubrel>(3).empty());
+    old_active.committer.lose();  // and the node dies: the client never saw a PUBREL
+  }
+  // The new active resends the message under its id: the client, which still holds it
+  // unreleased, takes it once.
+  BrokerFixture new_active({}, &store);
+  new_active.connect(10, "sub", false);
+  const auto resent = new_active.io.take<Publish>(10);
+  REQUIRE(resent.size() == 1);
+  CHECK(resent[0].packet_id == packet_id);
+  CHECK(resent[0].dup);
+
+  // Once committed, the PUBREL reaches the connection the session has then.
+  new_active.acknowledge<Pubrec>(10, packet_id);
+  new_active.connect(11, "sub", false);
+  CHECK(new_active.io.take<Pubrel>(10).empty());
+  const auto pubrels = new_active.io.take<Pubrel>(11);
+  REQUIRE(pubrels.size() == 1);
+  CHECK(pubrels[0].packet_id == packet_id);
 }

@@ -109,6 +109,15 @@ TEST_CASE(
   const Completed again =
       mq.sub({"-t", "offline/#", "-q", "1", "-c", "-i", "sleeper", "-v", "-C", "1", "-W", "2"});
   CHECK(again.out.empty());
+  // And nothing of them is left in the database: queue rows and messages are gone.
+  CHECK(eventually(
+      [&] {
+        return mq.sql(
+                     "SELECT (SELECT COUNT(*) FROM mq_queue) + (SELECT COUNT(*) FROM "
+                     "mq_messages)")
+                   .out == "0\n";
+      },
+      5s));
 }
 
 TEST_CASE("a malformed packet closes its connection and the node keeps serving") {
