@@ -690,7 +690,7 @@ std::optional<std::uint16_t> Broker::allocate_packet_id(Session& session) {
   return std::nullopt;
 }
 
-void Broker::remove_entry(Session& session, std::deque<Entry>::iterator entry,
+void Broker::remove_entry(Session& session, std::list<Entry>::iterator entry,
                           std::vector<StoreOp>& ops) {
   if (entry->state != EntryState::kQueued) --session.inflight;
   if (entry->qos != QoS::kAtMostOnce) {

@@ -29,8 +29,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -189,7 +189,8 @@ class Broker {
     std::optional<std::uint32_t> max_packet_size;
     std::vector<std::string> topic_aliases;  // [alias - 1]
     std::size_t qos1_unacked = 0;            // received, PUBACK not sent yet
-    std::deque<Entry> queue;
+    // A list: an empty one allocates nothing, where a deque takes 576 bytes for every session.
+    std::list<Entry> queue;
     std::size_t queued_bytes = 0;
     std::size_t inflight = 0;
     std::set<std::uint16_t> packet_ids;  // outbound ids in use
@@ -256,7 +257,7 @@ class Broker {
   // Queues the message for the session under the queue limits; false when it was not queued.
   bool enqueue(Session& session, const std::shared_ptr<Message>& message, QoS qos, bool retain,
                std::vector<StoreOp>& ops);
-  void remove_entry(Session& session, std::deque<Entry>::iterator entry, std::vector<StoreOp>& ops);
+  void remove_entry(Session& session, std::list<Entry>::iterator entry, std::vector<StoreOp>& ops);
   std::optional<std::uint16_t> allocate_packet_id(Session& session);
   // Sends what the session may receive now: committed messages, within the in-flight window.
   void pump(Session& session);

@@ -11,8 +11,8 @@
 #include <pthread.h>
 
 #include <csignal>
-#include <deque>
 #include <exception>
+#include <list>
 #include <stdexcept>
 
 namespace emsnode::plugins::mq {
@@ -542,7 +542,7 @@ class MqServer::Connection : public std::enable_shared_from_this<Connection> {
   std::unique_ptr<SSL, SslFree> ssl_;  // null for plain TCP; reads and writes the socket's fd
   asio::steady_timer timer_;           // CONNECT timeout, then keep-alive, then the closing linger
   Decoder decoder_;
-  std::deque<Bytes> writes_;
+  std::list<Bytes> writes_;  // not a deque: an idle connection then holds no block of it
   std::size_t written_ = 0;  // of writes_.front(), over TLS
   std::size_t queued_bytes_ = 0;
   std::optional<std::string> certificate_name_;
