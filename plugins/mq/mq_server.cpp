@@ -4,7 +4,6 @@
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/write.hpp>
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -12,7 +11,7 @@
 
 #include <csignal>
 #include <exception>
-#include <list>
+#include <limits>
 #include <stdexcept>
 
 namespace emsnode::plugins::mq {
@@ -33,6 +32,8 @@ constexpr std::chrono::milliseconds kLingerLimit{2000};
 constexpr int kEpochShift = 40;
 // One read takes at most this much; the decoder keeps what it needs of it.
 constexpr std::size_t kReadBufferSize = 64 * 1024;
+// A connection's write buffers keep at most this much capacity once written.
+constexpr std::size_t kKeptWriteBuffer = 4 * 1024;
 
 // OpenSSL's reason for the last failure on this thread, and the queue emptied.
 std::string openssl_error() {
@@ -154,13 +155,15 @@ class MqServer::Connection : public std::enable_shared_from_this<Connection> {
   }
 
   ProtocolVersion version() const { return decoder_.version().value_or(ProtocolVersion::kV311); }
-  std::size_t backlog() const { return queued_bytes_; }
+  std::size_t backlog() const { return out_.size() + sending_.size() - sent_; }
 
+  // Encodes `packet` behind what is queued. The socket is written once the handlers ready now
+  // have run (MqServer::flush_pending), so that what they send to one client, such as a commit's
+  // worth of messages, goes out in one write.
   void send(const Packet& packet) {
     if (closing_) return;  // what the broker sent before closing is queued already
-    Bytes bytes;
     try {
-      encode(packet, version(), bytes);
+      encode(packet, version(), out_);
     } catch (const EncodeError& e) {
       // A packet the broker built that the wire cannot carry is a bug; the client must not
       // wait for it forever.
@@ -169,9 +172,16 @@ class MqServer::Connection : public std::enable_shared_from_this<Connection> {
       lose();
       return;
     }
-    queued_bytes_ += bytes.size();
-    writes_.push_back(std::move(bytes));
-    if (!writing_) write_next();
+    if (!writing_ && !flush_pending_) {
+      flush_pending_ = true;
+      server_.flush_later(shared_from_this());
+    }
+  }
+
+  // Writes what send() queued, unless a write in progress will.
+  void flush() {
+    flush_pending_ = false;
+    if (!writing_ && !closed_) write_now();
   }
 
   // The broker's commits caught up with this publisher: read from it again.
@@ -433,6 +443,8 @@ class MqServer::Connection : public std::enable_shared_from_this<Connection> {
 
   void shut(bool flush) {
     closing_ = true;
+    if (flush && !writing_) write_now();  // finishes when all is written
+    if (closed_) return;
     if (flush && writing_) {
       arm_timer(kLingerLimit);  // the write's completion closes; this bounds a stuck peer
       return;
@@ -440,59 +452,65 @@ class MqServer::Connection : public std::enable_shared_from_this<Connection> {
     finish();
   }
 
-  void write_next() {
-    if (writes_.empty()) {
-      writing_ = false;
-      if (closing_) finish();
-      return;
-    }
-    writing_ = true;
-    if (ssl_) {
-      write_tls();
-      return;
-    }
-    asio::async_write(socket_, asio::buffer(writes_.front()),
-                      [self = shared_from_this()](const error_code& ec, std::size_t written) {
-                        if (ec) {
-                          self->finish();
-                          return;
-                        }
-                        self->server_.bytes_out_.add(static_cast<double>(written));
-                        self->queued_bytes_ -= self->writes_.front().size();
-                        self->writes_.pop_front();
-                        self->write_next();
-                      });
-  }
-
-  void write_tls() {
+  // Writes what is queued until the socket takes no more, then waits until it does. One
+  // buffer is written while send() appends to the other.
+  void write_now() {
     if (closed_) return;
-    while (!writes_.empty()) {
-      const Bytes& front = writes_.front();
-      ERR_clear_error();
-      const int result =
-          SSL_write(ssl_.get(), front.data() + written_, static_cast<int>(front.size() - written_));
-      if (result <= 0) {
-        const int error = SSL_get_error(ssl_.get(), result);
-        if (error == SSL_ERROR_WANT_WRITE) {
-          await(Wait::wait_write, &Connection::write_tls);
-        } else if (error == SSL_ERROR_WANT_READ) {
-          await(Wait::wait_read, &Connection::write_tls);
-        } else {
-          ERR_clear_error();
-          finish();
-        }
-        return;
+    writing_ = true;
+    for (;;) {
+      if (sent_ == sending_.size()) {
+        sending_.clear();
+        sent_ = 0;
+        if (out_.empty()) break;
+        sending_.swap(out_);
       }
-      server_.bytes_out_.add(static_cast<double>(result));
-      written_ += static_cast<std::size_t>(result);
-      if (written_ == front.size()) {
-        queued_bytes_ -= front.size();
-        writes_.pop_front();
-        written_ = 0;
-      }
+      const std::optional<std::size_t> written = write_some();
+      if (!written) return;  // waiting for the socket, or closed
+      server_.bytes_out_.add(static_cast<double>(*written));
+      sent_ += *written;
     }
     writing_ = false;
+    // A burst's buffers go with it; an idle connection keeps at most a small one.
+    if (sending_.capacity() > kKeptWriteBuffer) Bytes().swap(sending_);
+    if (out_.capacity() > kKeptWriteBuffer) Bytes().swap(out_);
     if (closing_) finish();
+  }
+
+  // Bytes of sending_ the socket took; nullopt when it took none and the write waits for it
+  // (or the connection ended on an error).
+  std::optional<std::size_t> write_some() {
+    const std::uint8_t* data = sending_.data() + sent_;
+    const std::size_t size = sending_.size() - sent_;
+    if (!ssl_) {
+      error_code ec;
+      const std::size_t written = socket_.write_some(asio::buffer(data, size), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        await(Wait::wait_write, &Connection::write_now);
+        return std::nullopt;
+      }
+      if (ec) {
+        finish();
+        return std::nullopt;
+      }
+      return written;
+    }
+    // A retry after WANT_WRITE passes the same bytes, as OpenSSL requires: send() appends to
+    // out_, never to sending_.
+    ERR_clear_error();
+    const int result = SSL_write(
+        ssl_.get(), data,
+        static_cast<int>(std::min<std::size_t>(size, std::numeric_limits<int>::max())));
+    if (result > 0) return static_cast<std::size_t>(result);
+    const int error = SSL_get_error(ssl_.get(), result);
+    if (error == SSL_ERROR_WANT_WRITE) {
+      await(Wait::wait_write, &Connection::write_now);
+    } else if (error == SSL_ERROR_WANT_READ) {
+      await(Wait::wait_read, &Connection::write_now);
+    } else {
+      ERR_clear_error();
+      finish();
+    }
+    return std::nullopt;
   }
 
   void arm_timer(std::chrono::milliseconds after) {
@@ -542,16 +560,17 @@ class MqServer::Connection : public std::enable_shared_from_this<Connection> {
   std::unique_ptr<SSL, SslFree> ssl_;  // null for plain TCP; reads and writes the socket's fd
   asio::steady_timer timer_;           // CONNECT timeout, then keep-alive, then the closing linger
   Decoder decoder_;
-  std::list<Bytes> writes_;  // not a deque: an idle connection then holds no block of it
-  std::size_t written_ = 0;  // of writes_.front(), over TLS
-  std::size_t queued_bytes_ = 0;
+  Bytes out_;             // encoded by send(), not handed to the socket yet
+  Bytes sending_;         // being written
+  std::size_t sent_ = 0;  // of sending_
   std::optional<std::string> certificate_name_;
   std::optional<Connect> pending_connect_;  // at the authenticator; nothing is read meanwhile
   std::vector<std::uint8_t> held_;          // read after pending_connect_, not decoded yet
   std::chrono::milliseconds keep_alive_{0};
   bool handshaken_ = false;
   bool paused_ = false;  // not read from until the broker's resume()
-  bool writing_ = false;
+  bool writing_ = false;        // write_now() waits for the socket
+  bool flush_pending_ = false;  // in the server's flush list
   bool connected_ = false;
   bool broker_knows_ = false;  // the broker holds a session on this connection
   bool closing_ = false;
@@ -704,6 +723,17 @@ void MqServer::send(ConnectionId connection, const Packet& packet) {
   if (found == connections_.end()) return;
   const auto keep = found->second;  // a failed send ends in forget(), which erases the entry
   keep->send(packet);
+}
+
+void MqServer::flush_later(std::shared_ptr<Connection> connection) {
+  to_flush_.push_back(std::move(connection));
+  if (to_flush_.size() == 1) asio::post(io_, [this] { flush_pending(); });
+}
+
+void MqServer::flush_pending() {
+  flushing_.swap(to_flush_);
+  for (const auto& connection : flushing_) connection->flush();
+  flushing_.clear();
 }
 
 void MqServer::close(ConnectionId connection) {

@@ -91,6 +91,9 @@ class MqServer final : public BrokerIo {
   std::size_t backlog(ConnectionId connection) const override;
   void resume(ConnectionId connection) override;
 
+  // Connection::send's writes wait for the handlers ready now: one write per connection.
+  void flush_later(std::shared_ptr<Connection> connection);
+  void flush_pending();
   void accept_next();
   // Once a second: delayed wills, session and retained message expiry.
   void tick();
@@ -128,6 +131,8 @@ class MqServer final : public BrokerIo {
   // Every read goes here, then straight into the connection's decoder, which keeps only a
   // partial packet: an idle connection holds no read buffer.
   std::vector<std::uint8_t> read_buffer_;
+  std::vector<std::shared_ptr<Connection>> to_flush_;
+  std::vector<std::shared_ptr<Connection>> flushing_;  // to_flush_'s previous contents, kept
   ConnectionId next_connection_ = 0;
   bool stopping_ = false;
   bool failed_ = false;
