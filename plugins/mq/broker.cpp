@@ -707,7 +707,8 @@ void Broker::remove_entry(Session& session, std::list<Entry>::iterator entry,
 
 bool Broker::send_publish(Session& session, const Entry& entry, bool dup) {
   const Message& message = *entry.message;
-  Publish publish;
+  Packet packet{std::in_place_type<Publish>};  // built in place: no copy of the payload to send
+  Publish& publish = std::get<Publish>(packet);
   publish.dup = dup && entry.qos != QoS::kAtMostOnce;
   publish.qos = entry.qos;
   publish.retain = entry.retain;
@@ -721,14 +722,14 @@ bool Broker::send_publish(Session& session, const Entry& entry, bool dup) {
       publish.properties.message_expiry_interval = seconds_until(*message.expires_at, now());
     }
     if (session.max_packet_size &&
-        encoded_size(publish, ProtocolVersion::kV5) > *session.max_packet_size) {
+        encoded_size(packet, ProtocolVersion::kV5) > *session.max_packet_size) {
       // The standard's rule: discard it as if it had been delivered.
       metrics_.dropped_too_large.add();
       return false;
     }
   }
   metrics_.messages_out[qos_index(entry.qos)].add();
-  io_.send(session.connection, publish);
+  io_.send(session.connection, packet);
   return true;
 }
 

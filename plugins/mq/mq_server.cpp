@@ -497,9 +497,9 @@ class MqServer::Connection : public std::enable_shared_from_this<Connection> {
     // A retry after WANT_WRITE passes the same bytes, as OpenSSL requires: send() appends to
     // out_, never to sending_.
     ERR_clear_error();
-    const int result = SSL_write(
-        ssl_.get(), data,
-        static_cast<int>(std::min<std::size_t>(size, std::numeric_limits<int>::max())));
+    const int result =
+        SSL_write(ssl_.get(), data,
+                  static_cast<int>(std::min<std::size_t>(size, std::numeric_limits<int>::max())));
     if (result > 0) return static_cast<std::size_t>(result);
     const int error = SSL_get_error(ssl_.get(), result);
     if (error == SSL_ERROR_WANT_WRITE) {
@@ -568,7 +568,7 @@ class MqServer::Connection : public std::enable_shared_from_this<Connection> {
   std::vector<std::uint8_t> held_;          // read after pending_connect_, not decoded yet
   std::chrono::milliseconds keep_alive_{0};
   bool handshaken_ = false;
-  bool paused_ = false;  // not read from until the broker's resume()
+  bool paused_ = false;         // not read from until the broker's resume()
   bool writing_ = false;        // write_now() waits for the socket
   bool flush_pending_ = false;  // in the server's flush list
   bool connected_ = false;

@@ -144,7 +144,7 @@ struct Properties {
   std::optional<bool> subscription_identifier_available;             // 0x29
   std::optional<bool> shared_subscription_available;                 // 0x2A
 
-  bool empty() const { return *this == Properties{}; }
+  bool empty() const;
   bool operator==(const Properties& other) const;
   bool operator!=(const Properties& other) const { return !(*this == other); }
 };

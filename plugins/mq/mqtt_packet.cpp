@@ -106,6 +106,11 @@ bool is_valid_reason_code(PacketType type, std::uint8_t code, ProtocolVersion ve
   }
 }
 
+bool Properties::empty() const {
+  static const Properties kNone;  // asked for each packet: not built each time
+  return *this == kNone;
+}
+
 bool Properties::operator==(const Properties& o) const {
   const auto tie = [](const Properties& p) {
     return std::tie(p.payload_format_indicator, p.message_expiry_interval, p.content_type,

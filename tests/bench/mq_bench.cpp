@@ -94,7 +94,7 @@ struct Client {
   mq::Decoder decoder{mq::ProtocolVersion::kV311};
   mq::Bytes out;
   std::size_t out_sent = 0;
-  bool connected = false;  // CONNACK received
+  bool connected = false;        // CONNACK received
   bool subscribed = false;       // SUBACK received
   bool watching_output = false;  // on epoll for EPOLLOUT: a write is waiting for the socket
   std::size_t on_the_way = 0;
@@ -196,8 +196,8 @@ LoadResult run_load(std::uint16_t port, std::size_t publishers, mq::QoS qos,
   // Connect everyone, then subscribe and wait for the SUBACK (seen as the first rounds).
   std::vector<std::int64_t> latencies;
   LoadResult result;
-  bool subscribing = false;  // SUBSCRIBE sent
-  bool publishing = false;   // SUBACK received: publishers may send
+  bool subscribing = false;                               // SUBSCRIBE sent
+  bool publishing = false;                                // SUBACK received: publishers may send
   const auto measure_from = Clock::now() + kWarmUp + 2s;  // connecting counts as warm-up too
   const auto until = measure_from + duration;
   std::size_t delivered = 0;

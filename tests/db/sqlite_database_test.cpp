@@ -18,12 +18,14 @@
 
 #include "db/sqlite_database.hpp"
 #include "db_test_support.hpp"
+#include "support/process.hpp"
 #include "support/unwritable.hpp"
 
 using namespace emsnode::db;
 using Catch::Matchers::Contains;
 using namespace std::string_literals;
 using emsnode::db::testing::DbDir;
+using emsnode::testing::eventually;
 
 namespace {
 
@@ -405,4 +407,24 @@ TEST_CASE("the lease's connection writes before a connection that writes back to
   // (up to the busy timeout, which is when a node fences itself).
   CAPTURE(longest.count());
   CHECK(longest < std::chrono::milliseconds(500));
+}
+
+TEST_CASE("the WAL is copied into the database file while connections stay open", "[sqlite]") {
+  DbDir dir;
+  auto database = open_sqlite(dir.file());
+  create_items(*database);
+  // About 3 000 pages in 200 commits: the WAL crosses the checkpoint threshold several times.
+  const std::string name(64 * 1024, 'x');
+  for (int i = 0; i < 200; ++i) {
+    database->transaction(
+        [&](Transaction& tx) { tx.exec("INSERT INTO items (name) VALUES (?)", {name}); });
+  }
+  // Without checkpoints the rows would all stay in the -wal file and the database file would
+  // keep its first pages only.
+  const auto database_file_size = [&] { return std::filesystem::file_size(dir.file()); };
+  const bool copied =
+      eventually([&] { return database_file_size() >= 8u << 20; }, std::chrono::seconds(10));
+  CAPTURE(database_file_size(), std::filesystem::file_size(dir.file() + "-wal"));
+  CHECK(copied);
+  CHECK(count_rows(*database, "items") == 200);
 }
