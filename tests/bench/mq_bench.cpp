@@ -14,7 +14,9 @@
 //
 // The load is closed-loop: at most kWindow messages are on their way at once (sent, not yet
 // delivered), spread over the publishers, so both brokers are measured at the same bounded
-// queue instead of being flooded. One subscriber receives everything (topic bench/#) at the
+// queue instead of being flooded. The client waits on epoll and touches only the connections
+// that had something happen, so that its share of the two cores does not grow with the number
+// of publishers; they start once the subscriber's SUBACK is in. One subscriber receives everything (topic bench/#) at the
 // QoS of the run and acknowledges QoS 1; at QoS 1 its session is persistent. emsnode runs one
 // node on SQLite with the mq plugin: each QoS 1 message is written to the database (message and
 // queue row, then their removal on PUBACK) and acknowledged after the commit; mosquitto keeps
