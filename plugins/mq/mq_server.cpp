@@ -77,8 +77,9 @@ std::shared_ptr<SSL_CTX> make_tls_context(const TlsOptions& options) {
   if (!context) fail("tls_cert", "cannot create a TLS context");
   SSL_CTX* ctx = context.get();
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  // An idle connection keeps no 16 KiB record buffers; writes may be partial and resumed
-  // from a moved buffer, as the write queue does.
+  // An idle connection keeps no 16 KiB record buffers; a write may take part of a connection's
+  // buffer, one record at a time, and is resumed where it stopped; a retry is judged by its
+  // bytes, not by the address of the buffer holding them.
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
