@@ -5,7 +5,8 @@
 // survives a process kill and also an OS crash or power loss (NORMAL would only fsync at
 // checkpoints: a power loss could roll back the last commits — a lease renewal or a fenced write
 // the node has already acted on). The cost, one fsync per commit, is small next to the lease's
-// timing (a renewal every few hundred milliseconds).
+// timing (a renewal every few hundred milliseconds). The WAL is copied into the database file
+// by a thread of its own, not by the commit that fills it (Checkpointer).
 //
 // Locking: one connection per Database object, used under a mutex, so transactions of one object
 // are serialised; other processes (nodes on this host) open their own. BEGIN IMMEDIATE takes the
@@ -120,25 +121,34 @@ class BusyError final : public DbError {
 
 class SqliteDatabase;
 
+// The one T of this process for the database file at `path`, made by `make(path)` when there is
+// none. Held weakly here: it goes with the last connection that holds it.
+template <typename T, typename Make>
+std::shared_ptr<T> per_file(const std::string& path, Make make) {
+  static std::mutex registry_mutex;
+  static std::map<std::string, std::weak_ptr<T>> registry;
+  std::lock_guard lock(registry_mutex);
+  std::error_code ignored;
+  const std::string key = std::filesystem::weakly_canonical(path, ignored).string();
+  std::shared_ptr<T> object = registry[key].lock();
+  if (!object) {
+    object = make(path);
+    registry[key] = object;
+  }
+  return object;
+}
+
 // The connections of one process to one file take SQLite's write lock in turn here, the lease's
-// first. SQLite's busy handler polls with sleeps of up to 100 ms, so a connection that writes
-// back to back (a plugin under load) would otherwise keep the lease's renewal out until the node
-// fences itself. Other processes still meet at SQLite's own lock.
+// first (and the checkpointer's short second pass). SQLite's busy handler polls with sleeps of up
+// to 100 ms, so a connection that writes back to back (a plugin under load) would otherwise keep
+// the lease's renewal out until the node fences itself. Other processes still meet at SQLite's own
+// lock.
 class WriteGate {
  public:
   // The gate shared by every connection of this process to `path`.
   static std::shared_ptr<WriteGate> of(const std::string& path) {
-    static std::mutex registry_mutex;
-    static std::map<std::string, std::weak_ptr<WriteGate>> registry;
-    std::lock_guard lock(registry_mutex);
-    std::error_code ignored;
-    const std::string key = std::filesystem::weakly_canonical(path, ignored).string();
-    std::shared_ptr<WriteGate> gate = registry[key].lock();
-    if (!gate) {
-      gate = std::make_shared<WriteGate>();
-      registry[key] = gate;
-    }
-    return gate;
+    return per_file<WriteGate>(path,
+                               [](const std::string&) { return std::make_shared<WriteGate>(); });
   }
 
   // False when the gate stayed closed until `deadline`.
@@ -168,6 +178,101 @@ class WriteGate {
   int first_waiting_ = 0;  // lease connections waiting: they go before any other
 };
 
+// Copies the WAL into the database file on a thread of its own. SQLite would do it inside the
+// commit that takes the WAL past 1000 pages: that commit, and everything waiting on it, would
+// wait for the copy and for the sync of the database file. Here a first pass runs beside the
+// writers and does the bulk of it. A second pass, with this process's writers held at the gate,
+// copies what they committed meanwhile, so that the checkpoint is complete and the next commit
+// starts the WAL over: under back-to-back commits a pass beside the writers never catches up,
+// and the WAL would grow without end. Other processes on the file run their own.
+class Checkpointer {
+ public:
+  static std::shared_ptr<Checkpointer> of(const std::string& path) {
+    return per_file<Checkpointer>(
+        path, [](const std::string& file) { return std::make_shared<Checkpointer>(file); });
+  }
+
+  explicit Checkpointer(const std::string& path) : gate_(WriteGate::of(path)) {
+    sqlite3* raw = nullptr;
+    const int opened =
+        sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    connection_.reset(raw);
+    if (opened != SQLITE_OK) {
+      throw UnreachableError(path + ": cannot open a connection for checkpoints: " +
+                             (raw ? sqlite3_errmsg(raw) : sqlite3_errstr(opened)));
+    }
+    thread_ = std::thread([this] { run(); });
+  }
+
+  ~Checkpointer() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+
+  Checkpointer(const Checkpointer&) = delete;
+  Checkpointer& operator=(const Checkpointer&) = delete;
+
+  // Every connection's WAL hook, in place of SQLite's own checkpoint: called after each commit
+  // with the WAL's size in pages.
+  static int after_commit(void* self, sqlite3*, const char*, int pages) {
+    if (pages >= kPages) static_cast<Checkpointer*>(self)->request();
+    return SQLITE_OK;
+  }
+
+ private:
+  static constexpr int kPages = 1000;  // SQLite's own threshold
+  // The second pass waits this long at most for the writer in progress.
+  static constexpr std::chrono::seconds kGateWait{1};
+
+  void request() {
+    {
+      std::lock_guard lock(mutex_);
+      due_ = true;
+    }
+    wake_.notify_one();
+  }
+
+  void checkpoint() {
+    // SQLITE_BUSY (another process checkpoints) or an I/O error: the next commit asks again.
+    sqlite3_wal_checkpoint_v2(connection_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                              nullptr);
+  }
+
+  void run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return due_ || stopping_; });
+      if (stopping_) return;
+      lock.unlock();
+      // A connection learns that the file is in WAL mode by reading it; until then a checkpoint
+      // does nothing.
+      sqlite3_exec(connection_.get(), "PRAGMA schema_version", nullptr, nullptr, nullptr);
+      checkpoint();
+      // The writer in progress (there is one under load) commits more behind the first pass,
+      // and a WAL is started over only by a transaction that began with all of it copied.
+      // Ahead of writers that would otherwise take the gate back to back, as the lease does.
+      if (gate_->enter(/*first=*/true, std::chrono::steady_clock::now() + kGateWait)) {
+        checkpoint();
+        gate_->leave();
+      }
+      lock.lock();
+      due_ = false;  // the commits that asked meanwhile are in; a WAL not started over asks again
+    }
+  }
+
+  const std::shared_ptr<WriteGate> gate_;
+  ConnectionHandle connection_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool due_ = false;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 // Statements of one transaction, run on the transaction's connection.
 class SqliteTransaction final : public Transaction {
  public:
@@ -183,10 +288,13 @@ class SqliteDatabase final : public Database {
  public:
   SqliteDatabase(std::string path, ConnectionHandle connection, const SqliteOptions& options)
       : path_(std::move(path)),
+        checkpointer_(Checkpointer::of(path_)),
         connection_(std::move(connection)),
         busy_timeout_ms_(options.busy_timeout_ms),
         writes_first_(options.writes_first),
-        gate_(WriteGate::of(path_)) {}
+        gate_(WriteGate::of(path_)) {
+    sqlite3_wal_hook(connection_.get(), &Checkpointer::after_commit, checkpointer_.get());
+  }
 
   std::string_view backend() const override { return "sqlite"; }
   std::string describe() const override { return path_; }
@@ -422,6 +530,7 @@ class SqliteDatabase final : public Database {
   }
 
   const std::string path_;
+  const std::shared_ptr<Checkpointer> checkpointer_;  // outlives the connection and its WAL hook
   const ConnectionHandle connection_;
   const std::int64_t busy_timeout_ms_;
   const bool writes_first_;
