@@ -46,7 +46,8 @@ constexpr std::string_view kText = "text/plain; charset=utf-8";
 constexpr std::string_view kJson = "application/json";
 constexpr std::string_view kHtml = "text/html; charset=utf-8";
 constexpr std::string_view kOctets = "application/octet-stream";
-constexpr std::string_view kHealthzPath = "/healthz/active";
+// Answered on the I/O thread, even while slow operations occupy the workers.
+constexpr std::string_view kHealthzPrefix = "/healthz/";
 constexpr std::string_view kStoreFilePrefix = "/store/";
 // Model operations may block (a database read, a switchover that stops plugins); two workers let
 // a status read proceed while a switchover runs.
@@ -128,7 +129,9 @@ std::map<std::string, std::string> parse_query(std::string_view query) {
 enum class Endpoint {
   page,
   status,
-  healthz,
+  healthz_active,
+  healthz_live,
+  healthz_ready,
   metrics,
   switchover,
   pause,
@@ -150,7 +153,9 @@ std::optional<Route> match(std::string_view path) {
   static const std::pair<std::string_view, Endpoint> kFixed[] = {
       {"/", Endpoint::page},
       {"/status", Endpoint::status},
-      {kHealthzPath, Endpoint::healthz},
+      {"/healthz/active", Endpoint::healthz_active},
+      {"/healthz/live", Endpoint::healthz_live},
+      {"/healthz/ready", Endpoint::healthz_ready},
       {"/metrics", Endpoint::metrics},
       {"/switchover", Endpoint::switchover},
       {"/pause", Endpoint::pause},
@@ -350,6 +355,10 @@ class Router {
 
   bool serves_store() const { return static_cast<bool>(model_.store.put); }
 
+  static Response probe(const Request& request, const Probe& answer) {
+    return reply(request, answer.ok ? 200 : 503, answer.says + "\n");
+  }
+
   static Response reply(const Request& request, unsigned status, std::string body,
                         std::string_view content_type = kText) {
     Response response;
@@ -443,9 +452,12 @@ class Router {
       case Endpoint::status:
         return text_requested(query) ? reply(request, 200, status_text(model_.status()))
                                      : reply(request, 200, status_json(model_.status()), kJson);
-      case Endpoint::healthz:
-        return model_.is_active() ? reply(request, 200, "active\n")
-                                  : reply(request, 503, "passive\n");
+      case Endpoint::healthz_active:
+        return probe(request, model_.health().active);
+      case Endpoint::healthz_live:
+        return probe(request, model_.health().live);
+      case Endpoint::healthz_ready:
+        return probe(request, model_.health().ready);
       case Endpoint::metrics:
         return reply(request, 200, model_.metrics_text(), metrics::kPrometheusContentType);
       case Endpoint::switchover:
@@ -699,8 +711,8 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
     received_ = Clock::now();
     const std::string_view target = to_std(request_.target());
     const std::string_view path = target.substr(0, target.find('?'));
-    if (path == kHealthzPath) {
-      // Cheap by contract (Model::is_active), and must answer even while a slow operation
+    if (path.rfind(kHealthzPrefix, 0) == 0) {
+      // Cheap by contract (Model::health), and must answer even while a slow operation
       // occupies the workers.
       return write(server_.router_.route(request_, remote_));
     }

@@ -3,7 +3,10 @@
 //
 //   GET  /                 status page (HTML, refreshes itself every 2 s)
 //   GET  /status           status JSON (?format=text: what `emsnode status` prints)
-//   GET  /healthz/active   200 "active" while this node holds the lease, else 503 "passive"
+//   GET  /healthz/active   200 while this node holds the lease and every enabled plugin runs
+//                          healthy, else 503; the body says which part is missing
+//   GET  /healthz/live     200 while the node's control loop runs (restart the process if not)
+//   GET  /healthz/ready    200 while this node could take over now, or already serves
 //   GET  /metrics          Prometheus text format
 //   POST /switchover       hand the lease over (?to=NODE: to that node)
 //   POST /pause, /resume   maintenance: do not take / take again the lease

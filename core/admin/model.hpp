@@ -129,14 +129,27 @@ struct StoreModel {
   std::function<StoreMigration(const std::string& to)> migrate;
 };
 
+// One answer of /healthz/*: ok (200) or not (503), and one line saying which part is missing.
+struct Probe {
+  bool ok = false;
+  std::string says;
+};
+
+// What load balancers and supervisors ask, in the manner of Patroni's probes.
+struct Health {
+  Probe live;    // the process and its control loop answer
+  Probe ready;   // this node could take over now (or already serves)
+  Probe active;  // holds the lease and every enabled plugin runs healthy
+};
+
 // The node as the endpoint sees it. Every member must be set, except `store` on a node without a
-// file store: its routes then answer 503. `is_active` runs on the endpoint's I/O thread and must
-// return at once (an atomic load: load balancers poll it); the others run on a worker thread and
+// file store: its routes then answer 503. `health` runs on the endpoint's I/O thread and must
+// return at once (no database: load balancers poll it); the others run on a worker thread and
 // may block (a database read, a switchover). Operations report refusals and failures by throwing
 // OperationError; any other exception is answered with 500 and logged.
 struct Model {
   std::function<StatusView()> status;
-  std::function<bool()> is_active;            // holds the lease now
+  std::function<Health()> health;
   std::function<std::string()> metrics_text;  // Prometheus text format
   std::function<void(std::optional<std::string> to)> switchover;
   std::function<void()> pause;

@@ -213,7 +213,23 @@ Schema make_node_schema() {
       std::move(dirs),
       bounded_duration("start_timeout", "how long a plugin's start() may take", 10s, 100ms, 10min),
       bounded_duration("stop_deadline", "how long a plugin's stop() may take before it is faulted",
-                       5s, 100ms, 10min)};
+                       5s, 100ms, 10min),
+      bounded_duration("restart_backoff",
+                       "how long after a plugin fails the host first restarts it (then doubling, "
+                       "with jitter)",
+                       500ms, 10ms, 1min),
+      bounded_duration("restart_backoff_max", "the longest wait between two restarts of a plugin",
+                       30s, 10ms, 1h),
+      bounded_duration("failure_grace",
+                       "how long a required plugin may stay down before the active hands over to "
+                       "a healthy passive",
+                       5s, 100ms, 1h),
+      bounded_duration("handover_holdoff",
+                       "how long a node that handed over for a failed plugin stays out of the "
+                       "competition while another node could serve",
+                       1min, 0ms, 24h),
+      bounded_duration("slow_callback", "a plugin callback that runs longer than this is logged",
+                       250ms, 1ms, 1min)};
 
   // Their invariants (renew_deadline against lease_ttl, ...) are checked by the role manager.
   Schema role;
@@ -255,6 +271,8 @@ const Schema& plugin_host_keys_schema() {
   static const Schema schema = [] {
     Schema s;
     s.fields = {make_field("enabled", Type::boolean, "whether the plugin is loaded", true),
+                make_field("required", Type::boolean,
+                           "whether the active hands over when the plugin stays down", true),
                 level_field("log_level", "the level of the plugin's log records")};
     return s;
   }();
@@ -343,6 +361,7 @@ std::vector<PluginSection> take_plugin_sections(toml::table& root, const Context
     PluginSection plugin;
     plugin.id = id;
     plugin.enabled = required_value<bool>(host_keys, "enabled");
+    plugin.required = required_value<bool>(host_keys, "required");
     if (const auto* level = host_keys.get<std::string>("log_level")) {
       plugin.log_level = level_of(*level);
     }
@@ -411,14 +430,16 @@ NodeConfig from_document(toml::table root, const std::filesystem::path& file) {
   }
 
   config.plugin_host.dirs = resolved_paths(values, "plugin_host.dirs", context.base_dir);
-  config.plugin_host.start_timeout =
-      required_value<std::chrono::milliseconds>(values, "plugin_host.start_timeout");
-  config.plugin_host.stop_deadline =
-      required_value<std::chrono::milliseconds>(values, "plugin_host.stop_deadline");
-
   const auto duration = [&](const char* key) {
     return required_value<std::chrono::milliseconds>(values, key);
   };
+  config.plugin_host.start_timeout = duration("plugin_host.start_timeout");
+  config.plugin_host.stop_deadline = duration("plugin_host.stop_deadline");
+  config.plugin_host.restart_backoff = duration("plugin_host.restart_backoff");
+  config.plugin_host.restart_backoff_max = duration("plugin_host.restart_backoff_max");
+  config.plugin_host.failure_grace = duration("plugin_host.failure_grace");
+  config.plugin_host.handover_holdoff = duration("plugin_host.handover_holdoff");
+  config.plugin_host.slow_callback = duration("plugin_host.slow_callback");
   config.role.lease_ttl = duration("role.lease_ttl");
   config.role.renew_interval = duration("role.renew_interval");
   config.role.renew_deadline = duration("role.renew_deadline");

@@ -59,11 +59,20 @@ struct PluginHostConfig {
   std::vector<std::filesystem::path> dirs;  // searched after the built-in plugin directory
   std::chrono::milliseconds start_timeout{10000};
   std::chrono::milliseconds stop_deadline{5000};
+  // Supervision (host/supervisor.hpp): a plugin that is down is restarted after restart_backoff,
+  // doubling up to restart_backoff_max; one that stays down past failure_grace makes the active
+  // hand over to a healthy passive, which then may not take the role back for handover_holdoff.
+  std::chrono::milliseconds restart_backoff{500};
+  std::chrono::milliseconds restart_backoff_max{30000};
+  std::chrono::milliseconds failure_grace{5000};
+  std::chrono::milliseconds handover_holdoff{60000};
+  std::chrono::milliseconds slow_callback{250};  // a plugin callback longer than this is logged
 };
 
 struct PluginSection {
   std::string id;
   bool enabled = true;
+  bool required = true;  // down past the grace: the active hands over (false: it only says so)
   std::optional<log::Level> log_level;
   // The section without the reserved keys `enabled` and `log_level`, moved out of the parsed
   // file so every node keeps its source position for the host's errors. toml++ drops positions

@@ -9,13 +9,15 @@
 
 namespace emsnode::host {
 
-Executor::Executor(std::chrono::milliseconds shutdown_grace)
+Executor::Executor(std::chrono::milliseconds shutdown_grace,
+                   std::chrono::milliseconds slow_callback)
     : shutdown_grace_(shutdown_grace),
+      slow_callback_(slow_callback),
       io_(std::make_shared<boost::asio::io_context>(1)),
       work_(boost::asio::make_work_guard(*io_)),
       exit_(std::make_shared<ExitSignal>()) {
   thread_ = std::thread([io = io_, exit = exit_] {
-    io->run();
+    log::keep_running(log::Logger("host"), "executor.thread_error", [&io] { io->run(); });
     {
       std::lock_guard<std::mutex> lock(exit->mutex);
       exit->exited = true;
@@ -165,6 +167,7 @@ void TaskGroup::run_posted(emsnode_task_fn fn, void* user_data, std::uint64_t ge
 
 void TaskGroup::invoke(emsnode_task_fn fn, void* user_data) {
   callback_thread_.store(std::this_thread::get_id());
+  const auto began = std::chrono::steady_clock::now();
   // No exception may cross the C ABI, but a C++ plugin can still let one escape; it must not
   // take the executor thread (and every other plugin's timers) down with it.
   try {
@@ -175,6 +178,14 @@ void TaskGroup::invoke(emsnode_task_fn fn, void* user_data) {
   } catch (...) {
     log::write("host", log::Level::error, "plugin.callback_threw",
                {{"id", name_}, {"reason", "an exception that is not a std::exception"}});
+  }
+  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - began);
+  if (elapsed > executor_.slow_callback()) {
+    log::write("host", log::Level::warning, "plugin.callback_slow",
+               {{"id", name_},
+                {"elapsed_ms", std::to_string(elapsed.count())},
+                {"threshold_ms", std::to_string(executor_.slow_callback().count())}});
   }
   callback_thread_.store(std::thread::id());
 }

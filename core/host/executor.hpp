@@ -36,12 +36,16 @@ class Executor {
  public:
   // Starts the thread. `shutdown_grace`: how long the destructor waits for a callback that is
   // still running before it leaves the thread behind (detached) rather than block shutdown.
-  explicit Executor(std::chrono::milliseconds shutdown_grace);
+  // `slow_callback`: a plugin callback that runs longer is logged (plugin.callback_slow), since
+  // it holds up every other plugin's callbacks.
+  explicit Executor(std::chrono::milliseconds shutdown_grace,
+                    std::chrono::milliseconds slow_callback = std::chrono::milliseconds(250));
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
   ~Executor();
 
   boost::asio::io_context& context() { return *io_; }
+  std::chrono::milliseconds slow_callback() const { return slow_callback_; }
   // Timer ids are unique across the executor, and never 0.
   emsnode_timer_id next_timer_id() { return next_timer_id_.fetch_add(1); }
 
@@ -52,6 +56,7 @@ class Executor {
     bool exited = false;
   };
   std::chrono::milliseconds shutdown_grace_;
+  std::chrono::milliseconds slow_callback_;
   // Shared with the thread, so that a thread left behind still has its io_context.
   std::shared_ptr<boost::asio::io_context> io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;

@@ -74,6 +74,11 @@ std::string_view state_name(PluginState state) {
   return "unknown";
 }
 
+bool is_down(const PluginStatus& status) {
+  return status.state == PluginState::failed || status.state == PluginState::faulted ||
+         (status.state == PluginState::running && status.health == Health::failed);
+}
+
 PluginHost::PluginHost(const config::NodeConfig& config)
     : PluginHost(config, default_search_dirs(config),
                  std::make_shared<metrics::MetricsRegistry>()) {}
@@ -87,7 +92,8 @@ PluginHost::PluginHost(const config::NodeConfig& config, std::vector<fs::path> s
       stop_deadline_(config.plugin_host.stop_deadline),
       search_dirs_(std::move(search_dirs)),
       shared_(std::make_shared<HostShared>()),
-      executor_(std::make_unique<Executor>(config.plugin_host.stop_deadline)) {
+      executor_(std::make_unique<Executor>(config.plugin_host.stop_deadline,
+                                           config.plugin_host.slow_callback)) {
   shared_->node_id = config.node_id;
   shared_->metrics = metrics ? std::move(metrics) : std::make_shared<metrics::MetricsRegistry>();
 }
@@ -216,6 +222,12 @@ void PluginHost::create_all() {
 }
 
 bool PluginHost::start_all() {
+  std::lock_guard<std::mutex> lifecycle(lifecycle_mutex_);
+  serving_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    serving_seen_ = true;
+  }
   bool all_running = true;
   for (Slot& slot : slots_) {
     const PluginState state = state_of(slot);
@@ -267,6 +279,13 @@ void PluginHost::stop_all(std::chrono::milliseconds budget) {
 }
 
 void PluginHost::stop_until(std::optional<std::chrono::steady_clock::time_point> until) {
+  {
+    // First, so that a load balancer asking not_serving() stops at once.
+    std::lock_guard<std::mutex> lock(mutex_);
+    serving_seen_ = false;
+  }
+  std::lock_guard<std::mutex> lifecycle(lifecycle_mutex_);
+  serving_ = false;
   for (auto slot = slots_.rbegin(); slot != slots_.rend(); ++slot) {
     if (state_of(*slot) != PluginState::running) continue;
     auto deadline = stop_deadline_;
@@ -316,8 +335,63 @@ void PluginHost::stop_one(Slot& slot, bool after_failed_start, std::chrono::mill
   log_.info("plugin.stopped", {{"id", manifest.id}, {"elapsed_ms", ms(outcome.elapsed)}});
 }
 
+bool PluginHost::restart(const std::string& id) {
+  std::lock_guard<std::mutex> lifecycle(lifecycle_mutex_);
+  if (!serving_) return false;
+  const auto found = std::find_if(slots_.begin(), slots_.end(), [&](const Slot& slot) {
+    return slot.instance->manifest().id == id;
+  });
+  if (found == slots_.end() || found->instance->faulted()) return false;
+  const std::size_t index = static_cast<std::size_t>(found - slots_.begin());
+  // The plugin and every plugin that requires it, directly or not: later in dependency order.
+  std::vector<bool> affected(slots_.size(), false);
+  affected[index] = true;
+  for (std::size_t i = index + 1; i < slots_.size(); ++i) {
+    for (const std::size_t required : slots_[i].required) affected[i] = affected[i] || affected[required];
+  }
+  for (std::size_t i = slots_.size(); i-- > index;) {
+    if (affected[i] && state_of(slots_[i]) == PluginState::running) {
+      stop_one(slots_[i], false, stop_deadline_);
+    }
+  }
+  for (std::size_t i = index; i < slots_.size(); ++i) {
+    const PluginState state = state_of(slots_[i]);
+    if (!affected[i] || (state != PluginState::stopped && state != PluginState::failed)) continue;
+    start_one(slots_[i]);
+  }
+  if (state_of(slots_[index]) != PluginState::running) return false;
+  std::size_t restarts = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    restarts = ++slots_[index].restarts;
+  }
+  log_.info("plugin.restarted", {{"id", id}, {"restarts", std::to_string(restarts)}});
+  return true;
+}
+
+bool PluginHost::serving() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return serving_seen_;
+}
+
+std::string PluginHost::not_serving() const {
+  std::string missing;
+  for (const PluginStatus& plugin : status()) {
+    if (plugin.state == PluginState::running && plugin.health != Health::failed) continue;
+    if (!missing.empty()) missing += "; ";
+    missing += plugin.id + " " +
+               std::string(plugin.state == PluginState::running ? "reports failed"
+                                                                : state_name(plugin.state));
+    const std::string& why = plugin.state == PluginState::running ? plugin.health_detail
+                                                                   : plugin.last_error;
+    if (!why.empty()) missing += ": " + why;
+  }
+  return missing;
+}
+
 void PluginHost::destroy_all() {
   stop_all();
+  std::lock_guard<std::mutex> lifecycle(lifecycle_mutex_);
   for (auto slot = slots_.rbegin(); slot != slots_.rend(); ++slot) {
     PluginInstance& instance = *slot->instance;
     const std::string& id = instance.manifest().id;
@@ -404,6 +478,8 @@ std::vector<PluginStatus> PluginHost::status() const {
     status.health_detail = health.detail;
     status.last_error = slot.last_error;
     status.leaked_timers = slot.leaked_timers;
+    status.restarts = slot.restarts;
+    status.required = enabled_[slot.section]->required;
     result.push_back(std::move(status));
   }
   return result;

@@ -18,14 +18,16 @@
 //
 // start_all and stop_all repeat on every role flip. A plugin whose start fails (or times out)
 // is stopped again and marked failed; the plugins that require it are skipped (failed, reason
-// dependency_failed); the rest run. A failed plugin is retried at the next start_all. A plugin
+// dependency_failed); the rest run. Between start_all and stop_all the host is serving, and
+// restart() brings a failed plugin back (the Supervisor calls it, with backoff). A plugin
 // that misses its stop deadline is faulted: abandoned, never started or destroyed again, and
-// its library stays loaded.
+// its library stays loaded. The lifecycle calls are serialised: a restart never runs after, nor
+// during, the stop_all that ends serving.
 //
 // Log events (component "host"): plugin.loaded, plugin.created, plugin.started,
 // plugin.start_failed, plugin.stopped, plugin.stop_failed, plugin.stop_deadline_missed,
 // plugin.faulted, plugin.timer_leaked, plugin.destroyed, plugin.destroy_skipped,
-// plugin.ignored (a broken candidate nobody enabled), plugin.metric_refused,
+// plugin.restarted, plugin.ignored (a broken candidate nobody enabled), plugin.metric_refused,
 // plugin.metric_misuse, plugin.callback_threw.
 #pragma once
 
@@ -64,7 +66,12 @@ struct PluginStatus {
   std::string health_detail;
   std::string last_error;         // why it last failed or faulted; empty when it has not
   std::size_t leaked_timers = 0;  // timers it left armed at its stops, in total
+  std::size_t restarts = 0;       // restart() calls that brought it back, in total
+  bool required = true;           // [plugins.<id>] required: down past the grace, hand over
 };
+
+// Whether the plugin is out of service: failed, faulted, or running but reporting FAILED.
+bool is_down(const PluginStatus& status);
 
 // A plugin found in the search directories but not enabled in the node config.
 struct AvailablePlugin {
@@ -127,6 +134,16 @@ class PluginHost {
   void stop_all(std::chrono::milliseconds budget);
   // stop_all(), then destroys every created plugin in reverse order, except faulted ones.
   void destroy_all();
+  // While serving (after start_all, before stop_all): stops plugin `id` and the running plugins
+  // that require it, in reverse order, then starts it and them again in dependency order.
+  // Returns true when `id` runs afterwards; false when it did not start, is faulted (its code may
+  // still run: it cannot be started again in this process), or the host is not serving.
+  bool restart(const std::string& id);
+  // Between start_all and stop_all. Thread-safe.
+  bool serving() const;
+  // "" when every enabled plugin runs and none reports FAILED; else what is missing, one clause
+  // per plugin ("mq failed: <why>"). Thread-safe.
+  std::string not_serving() const;
 
   // `emsnode check`: load and create every enabled plugin (create binds nothing), then destroy
   // them. Does not stop at the first refusal: returns one result per enabled plugin, in config
@@ -160,6 +177,7 @@ class PluginHost {
     PluginState state = PluginState::loaded;
     std::string last_error;
     std::size_t leaked_timers = 0;
+    std::size_t restarts = 0;
   };
 
   void prepare(std::vector<std::string>* errors);
@@ -183,8 +201,11 @@ class PluginHost {
   std::shared_ptr<HostShared> shared_;
   std::unique_ptr<Executor> executor_;  // outlives every slot's instance (declared before)
   PluginCatalog catalog_;
-  mutable std::mutex mutex_;  // guards slots_' states and errors, for status()
-  std::vector<Slot> slots_;   // in dependency order
+  std::mutex lifecycle_mutex_;  // one lifecycle call at a time: start_all, stop, restart
+  bool serving_ = false;        // lifecycle_mutex_'s
+  mutable std::mutex mutex_;    // guards slots_' states and errors, and a copy of serving_
+  bool serving_seen_ = false;   // serving_, for readers that must not wait on a lifecycle call
+  std::vector<Slot> slots_;     // in dependency order
 };
 
 }  // namespace emsnode::host

@@ -4,6 +4,8 @@
 // Plugins log into the same sinks under the component "plugin.<id>".
 #pragma once
 
+#include <exception>
+
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -86,5 +88,22 @@ class Logger {
 
   std::string component_;
 };
+
+// Runs `body` on a long-lived thread (an event loop's run(), a worker's loop) until it returns,
+// logging `event` with the reason for each exception that escapes it and running it again: no
+// exception on a host thread may end the process through std::terminate.
+template <typename Body>
+void keep_running(const Logger& log, std::string_view event, Body&& body) {
+  for (;;) {
+    try {
+      body();
+      return;
+    } catch (const std::exception& e) {
+      log.error(event, {{"error", e.what()}});
+    } catch (...) {
+      log.error(event, {{"error", "an exception that is not a std::exception"}});
+    }
+  }
+}
 
 }  // namespace emsnode::log

@@ -1,5 +1,6 @@
 #include "node/node.hpp"
 
+#include <algorithm>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -19,8 +20,10 @@
 #include "db/schema.hpp"
 #include "db/settings.hpp"
 #include "host/plugin_host.hpp"
+#include "host/supervisor.hpp"
 #include "metrics/metrics.hpp"
 #include "role/lease_store.hpp"
+#include "role/peers.hpp"
 #include "role/role_manager.hpp"
 #include "store/file_store.hpp"
 
@@ -125,7 +128,10 @@ bool await_database(db::Database& database, const config::NodeConfig& config,
     view.not_active_reason = std::string(role::reason::kDbUnreachable);
     return view;
   };
-  model.is_active = [] { return false; };
+  model.health = [] {
+    const std::string why = "the database is unreachable";
+    return admin::Health{{true, "live"}, {false, "not ready: " + why}, {false, "passive: " + why}};
+  };
   model.metrics_text = [] { return std::string(); };
   model.switchover = [&](std::optional<std::string>) { refuse(); };
   model.pause = refuse;
@@ -300,6 +306,41 @@ class StoreJanitor {
   std::thread thread_;
 };
 
+// The answers of /healthz/*, from what this process knows (no database: load balancers poll).
+admin::Health health_of(const role::RoleManager& role, const host::PluginHost& plugins,
+                        const config::RoleConfig& timers) {
+  const role::RoleStatus status = role.status();
+  admin::Health health;
+  const auto quiet = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - status.published_at);
+  // The control loop wakes at least every poll_interval or renew_interval: two lease periods
+  // of silence mean it is stuck.
+  health.live.ok = quiet < 2 * timers.lease_ttl;
+  health.live.says = health.live.ok ? "live"
+                                    : "not live: the role manager has not run for " +
+                                          std::to_string(quiet.count()) + " ms";
+  const std::string missing = plugins.not_serving();
+  if (status.role == role::Role::active) {
+    health.active.ok = missing.empty();
+    health.active.says = missing.empty() ? "active" : "active but not serving: " + missing;
+    health.ready = health.active;
+    if (health.ready.ok) health.ready.says = "ready: serving";
+    return health;
+  }
+  std::string reason = status.not_active_reason;
+  if (status.paused) reason = role::reason::kPaused;
+  health.active.says = std::string(role::role_name(status.role)) +
+                       (reason.empty() ? std::string() : ": " + reason);
+  const auto all = plugins.status();
+  const bool faulted = std::any_of(all.begin(), all.end(), [](const host::PluginStatus& p) {
+    return p.state == host::PluginState::faulted;
+  });
+  if (faulted) reason = role::reason::kPluginFaulted;
+  health.ready.ok = status.role == role::Role::passive && role::could_take_over(reason);
+  health.ready.says = health.ready.ok ? "ready" : "not ready: " + reason;
+  return health;
+}
+
 admin::StatusView status_view(const config::NodeConfig& config, std::string_view version,
                               const role::RoleManager& role, const host::PluginHost& plugins,
                               db::NodeRegistry& registry) {
@@ -472,13 +513,32 @@ int run(const config::NodeConfig& config, std::string_view version) {
   if (!is_postgres(config)) {
     fast_path_lock = db::lock_path(lock_base(config, *database), "active.lock");
   }
+  // Built once the role manager exists (it hands over through it); asked before each attempt
+  // to take the lease, after the schema.
+  std::unique_ptr<host::Supervisor> supervisor;
+  const auto promotion_blocker = [&supervisor, schema = SchemaBlocker(*lease_database)]() mutable {
+    std::string blocker = schema();
+    if (blocker.empty() && supervisor) blocker = supervisor->promotion_blocker();
+    return blocker;
+  };
   role::RoleManager role(*lease_database, nullptr, config.node_id, timers_of(config.role),
                          hooks_of(config.role), std::move(actions), fast_path_lock,
-                         SchemaBlocker(*lease_database), *metrics);
+                         promotion_blocker, *metrics);
+  host::Cluster cluster;
+  // Seen within two heartbeats and a lease: alive as far as the registry can tell.
+  const auto fresh = 4 * config.role.poll_interval + config.role.lease_ttl;
+  cluster.ready_peer = [&] {
+    return role::ready_peer(registry.list(), config.node_id, version, fresh);
+  };
+  cluster.hand_over = [&](const std::string& to, const std::string& why) {
+    role.switchover(to, why);
+  };
+  supervisor = std::make_unique<host::Supervisor>(
+      plugins, host::SupervisionPolicy::of(config.plugin_host), std::move(cluster));
 
   admin::Model model;
   model.status = [&] { return status_view(config, version, role, plugins, registry); };
-  model.is_active = [&] { return role.status().role == role::Role::active; };
+  model.health = [&] { return health_of(role, plugins, config.role); };
   model.metrics_text = [&] { return metrics->render_prometheus(); };
   model.switchover = [&](std::optional<std::string> to) {
     as_operation([&] { role.switchover(std::move(to)); });
@@ -533,7 +593,7 @@ int run(const config::NodeConfig& config, std::string_view version) {
           try {
             registry.heartbeat(config.node_id, instance, role::role_name(status.role),
                                status.not_active_reason, status.paused);
-          } catch (const db::DbError& e) {
+          } catch (const std::exception& e) {
             log.warning("node.heartbeat_failed", {{"reason", e.what()}});
           }
         },
@@ -541,6 +601,7 @@ int run(const config::NodeConfig& config, std::string_view version) {
     events.run();
   }
 
+  supervisor.reset();  // it hands over through the role manager: first
   role.stop();
   admin.stop();
   try {

@@ -289,7 +289,7 @@ void RoleMachine::on_released(TimePoint now, std::uint64_t epoch, bool released)
     phase_ = Phase::passive;
     epoch_ = 0;
     next_acquire_at_ = now + timers_.poll_interval;
-    if (demote_reason_ == reason::kSwitchover) {
+    if (reason::is_handover(demote_reason_)) {
       // Every healthy passive polls at least twice in one lease_ttl (poll_interval <= ttl / 2),
       // so while this node stays out one of them takes the lease: the role really moves.
       not_before_ = now + timers_.lease_ttl;
@@ -342,7 +342,8 @@ void RoleMachine::resume(TimePoint now) {
   tick(now);
 }
 
-std::string RoleMachine::switchover(TimePoint now, const std::optional<std::string>& to) {
+std::string RoleMachine::switchover(TimePoint now, const std::optional<std::string>& to,
+                                    std::string_view why) {
   check_deadline(now);
   if (phase_ == Phase::demoting || phase_ == Phase::releasing) {
     return "switchover: this node is already handing over the role (" + demote_reason_ + ")";
@@ -363,8 +364,10 @@ std::string RoleMachine::switchover(TimePoint now, const std::optional<std::stri
   if (to && *to == node_id_) {
     return "switchover: the target " + node_id_ + " is this node, which is already the active";
   }
-  log_.info("role.switchover", {{"epoch", std::to_string(epoch_)}, {"to", to.value_or("any")}});
-  begin_demotion(reason::kSwitchover, to);
+  log_.info("role.switchover", {{"epoch", std::to_string(epoch_)},
+                                {"to", to.value_or("any")},
+                                {"reason", std::string(why)}});
+  begin_demotion(why, to);
   tick(now);
   return {};
 }
@@ -481,7 +484,7 @@ void RoleMachine::set_role(Role to, std::string_view why) {
     log_.info("role.promoted", fields);
   } else if (transition.from == Role::active) {
     const bool planned =
-        why == reason::kSwitchover || why == reason::kPaused || why == reason::kShutdown;
+        reason::is_handover(why) || why == reason::kPaused || why == reason::kShutdown;
     if (planned) {
       log_.info("role.demoted", fields);
     } else {

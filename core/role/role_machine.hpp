@@ -115,8 +115,10 @@ class RoleMachine {
 
   void pause(TimePoint now);
   void resume(TimePoint now);
-  // "" when the switchover started, else why it cannot (for the operator).
-  std::string switchover(TimePoint now, const std::optional<std::string>& to);
+  // "" when the switchover started, else why it cannot (for the operator). `why`: the reason the
+  // demotion carries (reason::kSwitchover, or a handover reason such as plugin_failed:<id>).
+  std::string switchover(TimePoint now, const std::optional<std::string>& to,
+                         std::string_view why = reason::kSwitchover);
   void stop(TimePoint now);
 
   bool finished() const { return phase_ == Phase::stopped; }

@@ -55,6 +55,10 @@ std::string ms(milliseconds value) {
 
 }  // namespace
 
+bool reason::is_handover(std::string_view why) {
+  return why == kSwitchover || why.rfind(std::string(kPluginFailed) + ":", 0) == 0;
+}
+
 std::string_view role_name(Role role) {
   switch (role) {
     case Role::starting:
@@ -158,14 +162,14 @@ class RoleManager::Impl final : public MachineEnv {
     control_work_.emplace(control_io_.get_executor());
     db_work_.emplace(db_io_.get_executor());
     hook_work_.emplace(hook_io_.get_executor());
-    db_thread_ = std::thread([this] { db_io_.run(); });
-    hook_thread_ = std::thread([this] { hook_io_.run(); });
+    db_thread_ = std::thread([this] { log::keep_running(log_, "role.thread_error", [this] { db_io_.run(); }); });
+    hook_thread_ = std::thread([this] { log::keep_running(log_, "role.thread_error", [this] { hook_io_.run(); }); });
     if (listener_) listen_thread_ = std::thread([this] { listen_for_releases(); });
     boost::asio::post(control_io_,
                       [this] { handle([this](TimePoint now) { machine_.start(now); }); });
     control_thread_ = std::thread([this] {
       control_thread_id_.store(std::this_thread::get_id());
-      control_io_.run();
+      log::keep_running(log_, "role.thread_error", [this] { control_io_.run(); });
     });
     lifecycle_ = Lifecycle::running;
   }
@@ -208,9 +212,9 @@ class RoleManager::Impl final : public MachineEnv {
     });
   }
 
-  void switchover(const std::optional<std::string>& to) {
+  void switchover(const std::optional<std::string>& to, std::string_view why) {
     const std::string refusal =
-        on_control([this, &to](TimePoint now) { return machine_.switchover(now, to); });
+        on_control([this, &to, why](TimePoint now) { return machine_.switchover(now, to, why); });
     if (!refusal.empty()) throw std::runtime_error(refusal);
   }
 
@@ -410,7 +414,8 @@ class RoleManager::Impl final : public MachineEnv {
   }
 
   void publish() {
-    const RoleStatus status = machine_.status();
+    RoleStatus status = machine_.status();
+    status.published_at = std::chrono::steady_clock::now();
     const auto deadline = machine_.deadline();
     deadline_ticks_.store(deadline ? deadline->time_since_epoch().count() : 0);
     for (std::size_t i = 0; i < kRoles.size(); ++i) {
@@ -648,8 +653,8 @@ void RoleManager::pause() {
 void RoleManager::resume() {
   impl_->resume();
 }
-void RoleManager::switchover(std::optional<std::string> to) {
-  impl_->switchover(to);
+void RoleManager::switchover(std::optional<std::string> to, std::string_view why) {
+  impl_->switchover(to, why);
 }
 RoleStatus RoleManager::status() const {
   return impl_->status();

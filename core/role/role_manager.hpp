@@ -55,6 +55,12 @@ constexpr std::string_view kShutdown = "shutdown";             // demoted: the n
 constexpr std::string_view kStarted = "started";               // starting -> passive
 constexpr std::string_view kPromoting = "promoting";  // holds the lease; pre_promote hooks running
 constexpr std::string_view kPromoteFailed = "promote_failed";  // Actions::promote threw
+// Handed over (and held off for a while) because a required plugin stayed down: plugin_failed:<id>.
+constexpr std::string_view kPluginFailed = "plugin_failed";
+constexpr std::string_view kPluginFaulted = "plugin_faulted";  // a plugin was abandoned at stop
+// Whether a demotion for `why` hands the role over on purpose (switchover, plugin_failed:<id>):
+// the node then stays out for one lease_ttl so that another takes it.
+bool is_handover(std::string_view why);
 }  // namespace reason
 
 struct Timers {
@@ -102,6 +108,9 @@ struct Transition {
 
 struct RoleStatus {
   Role role = Role::starting;
+  // When the control thread last published this status: it runs at least every poll_interval
+  // (passive) or renew_interval (active), so an old stamp means a stuck control loop.
+  std::chrono::steady_clock::time_point published_at;
   std::uint64_t epoch = 0;         // ours while active, else 0
   std::string not_active_reason;   // why we are not active (one of reason::*), if passive
   std::optional<LeaseView> lease;  // as last read
@@ -167,7 +176,9 @@ class RoleManager {
   // `to` for one lease_ttl when given, demotes gracefully, releases the lease, and stays out of
   // the competition for one lease_ttl so that another node takes over. Returns once the handover
   // has started; status() shows its progress.
-  void switchover(std::optional<std::string> to = std::nullopt);
+  // `why`: the reason recorded for the demotion; reason::kSwitchover for an operator's request.
+  void switchover(std::optional<std::string> to = std::nullopt,
+                  std::string_view why = reason::kSwitchover);
 
   RoleStatus status() const;  // thread-safe
   // Called on the control thread after every role change; must be quick and must not block.

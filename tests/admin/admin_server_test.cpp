@@ -106,6 +106,29 @@ TEST_CASE("/healthz/active answers 200 only while the node is active, without a 
   CHECK(response.body.empty());
 }
 
+TEST_CASE("each /healthz probe answers 200 or 503 with the line that says which part is missing") {
+  Fixture fixture(std::nullopt);
+  fixture.node.health = Health{{true, "live"},
+                               {false, "not ready: plugin_faulted"},
+                               {false, "active but not serving: mq failed: bind refused"}};
+  Response response = fixture.get("/healthz/active");
+  CHECK(response.status == 503);
+  CHECK(response.body == "active but not serving: mq failed: bind refused\n");
+  response = fixture.get("/healthz/live");
+  CHECK(response.status == 200);
+  CHECK(response.body == "live\n");
+  response = fixture.get("/healthz/ready");
+  CHECK(response.status == 503);
+  CHECK(response.body == "not ready: plugin_faulted\n");
+  fixture.node.health = Health{{false, "not live: the role manager has not run for 9000 ms"},
+                               {true, "ready"},
+                               {false, "passive: lease_held"}};
+  CHECK(fixture.get("/healthz/live").status == 503);
+  CHECK(fixture.get("/healthz/ready").status == 200);
+  CHECK(fixture.get("/healthz/nothing").status == 404);
+  CHECK(request(fixture.target(), "POST", "/healthz/ready").status == 405);
+}
+
 TEST_CASE("HEAD /healthz/active answers the status without a body") {
   Fixture fixture;
   RawConnection connection(fixture.server.port());

@@ -53,6 +53,7 @@ class FakeNode {
  public:
   StatusView status = sample_status();
   bool active = true;
+  std::optional<Health> health;  // when set, answered instead of what `active` implies
   std::string metrics = "# HELP emsnode_up 1\n# TYPE emsnode_up gauge\nemsnode_up 1\n";
   // When set, the operations (switchover, pause, resume, set_setting) call it first: it may
   // throw, or block.
@@ -64,9 +65,11 @@ class FakeNode {
       std::lock_guard lock(mutex_);
       return status;
     };
-    model.is_active = [this] {
+    model.health = [this] {
       std::lock_guard lock(mutex_);
-      return active;
+      if (health) return *health;
+      if (active) return Health{{true, "live"}, {true, "ready: serving"}, {true, "active"}};
+      return Health{{true, "live"}, {true, "ready"}, {false, "passive"}};
     };
     model.metrics_text = [this] {
       std::lock_guard lock(mutex_);

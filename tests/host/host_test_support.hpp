@@ -14,6 +14,23 @@
 #include "support/process.hpp"
 #include "support/temp_dir.hpp"
 
+namespace emsnode::host {
+
+inline bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// The status of plugin `id` in `all`; throws when there is none.
+template <typename Status>
+const Status& status_of(const std::vector<Status>& all, const std::string& id) {
+  for (const Status& status : all) {
+    if (status.id == id) return status;
+  }
+  throw std::logic_error("no status for " + id);
+}
+
+}  // namespace emsnode::host
+
 namespace emsnode::host::testing {
 
 namespace fs = std::filesystem;

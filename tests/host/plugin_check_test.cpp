@@ -30,10 +30,6 @@ std::string last_line(const std::string& text) {
   return last;
 }
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 }  // namespace
 
 TEST_CASE("plugin-check passes a well-behaved plugin after cycling it") {

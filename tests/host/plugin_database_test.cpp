@@ -20,10 +20,6 @@ using db::testing::set_lease;
 using testing::LogCapture;
 using testing::Sandbox;
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 const std::string kNotStarted =
     "create write=1 error=db_write refused: the plugin is not started (writes are allowed from "
     "start until stop returns)";

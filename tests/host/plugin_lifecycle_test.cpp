@@ -18,17 +18,6 @@ using emsnode::testing::eventually;
 using testing::LogCapture;
 using testing::Sandbox;
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-const PluginStatus& status_of(const std::vector<PluginStatus>& all, const std::string& id) {
-  for (const PluginStatus& status : all) {
-    if (status.id == id) return status;
-  }
-  throw std::logic_error("no status for " + id);
-}
-
 std::chrono::milliseconds time_of(const std::function<void()>& action) {
   const auto began = std::chrono::steady_clock::now();
   action();

@@ -30,6 +30,16 @@ SimNode& start_active(Cluster& cluster, const std::string& id) {
 
 }  // namespace
 
+// After releasing its epoch-1 lease, `node` tries to acquire again only one lease_ttl later.
+void stays_out_one_lease_ttl(Cluster& cluster, SimNode& node) {
+  const auto release = node.first_call("release epoch=1 handover=");
+  REQUIRE(release);
+  cluster.run_for(5s);
+  const auto retry = node.first_call("acquire", release->at);
+  REQUIRE(retry);
+  CHECK(retry->at >= release->at + cluster.timers.lease_ttl);
+}
+
 TEST_CASE("two nodes started together: exactly one becomes active, the other names the holder") {
   Cluster cluster;
   SimNode& n1 = cluster.start("n1");
@@ -319,13 +329,24 @@ TEST_CASE("a switchover without a target moves the role; the old active stays ou
   REQUIRE(cluster.run_until([&] { return is_active(n2); }, 1s));
   CHECK(n2.status().epoch == 2);
   CHECK(n1.transitions.back().reason == reason::kSwitchover);
-  const auto release = n1.first_call("release epoch=1 handover=");
-  REQUIRE(release);
-  cluster.run_for(5s);
-  const auto retry = n1.first_call("acquire", release->at);
-  REQUIRE(retry);
-  CHECK(retry->at >= release->at + cluster.timers.lease_ttl);
+  stays_out_one_lease_ttl(cluster, n1);
   CHECK(is_active(n2));
+  CHECK(cluster.overlapping_tenures().empty());
+}
+
+TEST_CASE("a handover for a failed plugin moves the role to the named node and keeps its reason") {
+  Cluster cluster;
+  SimNode& n1 = start_active(cluster, "n1");
+  SimNode& n2 = cluster.start("n2");
+  cluster.run_for(1s);
+
+  REQUIRE(n1.machine().switchover(cluster.now(), std::string("n2"), "plugin_failed:mq").empty());
+  REQUIRE(cluster.run_until([&] { return is_active(n2); }, 1s));
+  CHECK(n1.transitions.back().reason == "plugin_failed:mq");
+  CHECK(n1.status().not_active_reason == "plugin_failed:mq");
+  CHECK(n1.first_call("release epoch=1 handover=n2"));
+  // A handover as any other: the old active stays out one lease_ttl, then competes again.
+  stays_out_one_lease_ttl(cluster, n1);
   CHECK(cluster.overlapping_tenures().empty());
 }
 
