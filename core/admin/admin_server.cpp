@@ -1182,16 +1182,9 @@ void AdminServer::Impl::start() {
 }
 
 void AdminServer::Impl::run() {
-  for (;;) {
-    try {
-      io_.run();
-      return;
-    } catch (const std::exception& e) {
-      // A handler threw (out of memory, a bug): the connection it served is lost, the endpoint
-      // goes on serving the others.
-      logger().error("admin.handler_failed", {{"error", e.what()}});
-    }
-  }
+  // A handler that throws (out of memory, a bug) loses the connection it served; the endpoint
+  // goes on serving the others.
+  log::keep_running(logger(), "admin.handler_failed", [this] { io_.run(); });
 }
 
 void AdminServer::Impl::stop() {

@@ -365,6 +365,10 @@ bool PluginHost::restart(const std::string& id) {
     std::lock_guard<std::mutex> lock(mutex_);
     restarts = ++slots_[index].restarts;
   }
+  shared_->metrics
+      ->counter("emsnode_plugin_restarts_total",
+                "Restarts that brought a down plugin back, by plugin", {{"plugin", id}})
+      .add(1);
   log_.info("plugin.restarted", {{"id", id}, {"restarts", std::to_string(restarts)}});
   return true;
 }

@@ -1,6 +1,8 @@
-// Failover time on one host, measured by an external probe: repeated trials of SIGKILL and of
-// graceful stop (SIGTERM) of the active node of a two-node SQLite cluster, timing from the fault
-// to the first successful echo round-trip served by the node that takes over.
+// Failover time on one host, measured by an external probe: repeated trials of SIGKILL, of
+// graceful stop (SIGTERM) of the active node of a two-node SQLite cluster, and of a required
+// plugin that stays down on the active (the supervision's handover after [plugin_host]
+// failure_grace, 1 s here), timing from the fault to the first successful echo round-trip served
+// by the node that takes over.
 //
 // Each node serves echo on a port of its own, and the probe connects only to the passive's
 // port, so a round-trip can only come from the new active (a passive keeps the port closed).
@@ -13,6 +15,8 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -32,8 +36,11 @@ using emsnode::testing::http_request;
 using emsnode::testing::Process;
 using emsnode::testing::TempDir;
 
+constexpr auto kFailureGrace = 1000ms;
+
 struct Node {
   std::string conf;
+  std::filesystem::path control;  // t-flaky's control folder: a file there breaks it
   std::uint16_t echo_port = 0;
   std::uint16_t admin_port = 0;
   std::unique_ptr<Process> process;
@@ -45,7 +52,12 @@ std::string config_of(const TempDir& dir, const std::string& id, const Node& nod
          "\"\nmigrate = true\n[store]\npath = \"" + (dir / "share").string() +
          "\"\n[log]\nconsole = false\nfile = \"" + (dir / (id + ".log")).string() +
          "\"\n[admin]\nlisten = \"127.0.0.1:" + std::to_string(node.admin_port) +
-         "\"\n[plugins.echo]\nlisten = \"127.0.0.1:" + std::to_string(node.echo_port) + "\"\n";
+         "\"\n[plugins.echo]\nlisten = \"127.0.0.1:" + std::to_string(node.echo_port) +
+         "\"\n[plugin_host]\ndirs = [\"" + EMSNODE_TEST_PLUGIN_DIR +
+         "\"]\nrestart_backoff = \"100ms\"\nfailure_grace = \"" +
+         std::to_string(kFailureGrace.count()) +
+         "ms\"\nhandover_holdoff = \"0ms\"\n[plugins.t-flaky]\ncontrol = \"" +
+         node.control.string() + "\"\n";
 }
 
 bool is_active(const Node& node) {
@@ -68,6 +80,8 @@ class Bench {
       Node& node = nodes_[i];
       node.echo_port = free_port();
       node.admin_port = free_port();
+      node.control = dir / ("control" + std::to_string(i + 1));
+      std::filesystem::create_directories(node.control);
       node.conf = dir.write("node" + std::to_string(i + 1) + ".toml",
                             config_of(dir, "node" + std::to_string(i + 1), node))
                       .string();
@@ -102,17 +116,39 @@ class Bench {
   // echoes, then restarts the stopped node as a passive.
   double trial(int sig) {
     const int active = settle();
-    const Node& next = nodes_[1 - active];
     const auto fault = Clock::now();
     nodes_[active].process->signal(sig);
-    while (echo_roundtrip(next.echo_port, "probe", 1000) != "probe") {
-      if (Clock::now() - fault > 30s) throw std::runtime_error("no node took over within 30s");
-      std::this_thread::sleep_for(1ms);
-    }
-    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - fault).count();
+    const double ms = until_served_by(1 - active, fault);
     if (!nodes_[active].process->wait(10s)) throw std::runtime_error("the old active hung");
     start(active);
     return ms;
+  }
+
+  // One trial: breaks the active's required plugin for good (its start fails, it reports
+  // FAILED), returns the milliseconds until the other node echoes, then repairs it: the node
+  // stays passive (no preemption).
+  double plugin_trial() {
+    const int active = settle();
+    const auto fault = Clock::now();
+    for (const char* what : {"fail_start", "report_failed"}) {
+      std::ofstream(nodes_[active].control / what).put('\n');
+    }
+    const double ms = until_served_by(1 - active, fault);
+    for (const char* what : {"fail_start", "report_failed"}) {
+      std::filesystem::remove(nodes_[active].control / what);
+    }
+    // As after any handover, the old active stays out one lease_ttl (2 s) so that the role
+    // moves; the next trial starts once it competes again.
+    std::this_thread::sleep_for(2500ms);
+    return ms;
+  }
+
+  double until_served_by(int i, Clock::time_point fault) {
+    while (echo_roundtrip(nodes_[i].echo_port, "probe", 1000) != "probe") {
+      if (Clock::now() - fault > 30s) throw std::runtime_error("no node took over within 30s");
+      std::this_thread::sleep_for(1ms);
+    }
+    return std::chrono::duration<double, std::milli>(Clock::now() - fault).count();
   }
 
  private:
@@ -152,12 +188,17 @@ int main(int argc, char** argv) {
     bench.start(1);
     std::vector<double> killed;
     std::vector<double> graceful;
+    std::vector<double> plugin_failed;
     for (int t = 0; t < trials; ++t) {
       killed.push_back(bench.trial(SIGKILL));
       graceful.push_back(bench.trial(SIGTERM));
+      plugin_failed.push_back(bench.plugin_trial());
     }
     report("sigkill", killed, 500);
     report("graceful", graceful, 300);
+    // The grace, then a planned handover: a graceful failover's time on top.
+    report("plugin_failed", plugin_failed,
+           std::chrono::duration<double, std::milli>(kFailureGrace).count() + 300);
   } catch (const std::exception& e) {
     std::cerr << "failover_bench: " << e.what() << '\n';
     return 1;
