@@ -1352,7 +1352,9 @@ class Host {
   }
 
   /// Reports the plugin's own view of its health, shown in the node's status. The host resets
-  /// it to OK at each start. Throws UnsupportedError if the host lacks health reports.
+  /// it to OK at each start; while the node is active it restarts a plugin that reports FAILED
+  /// (sdk/README.md, "What the host does when a plugin is down"). Throws UnsupportedError if the
+  /// host lacks health reports.
   void health(emsnode_health state, std::string_view description = {}) {
     detail::require(*api_, &emsnode_host_api::health_report, "health_report")(
         ctx_, state, detail::to_str(description));
