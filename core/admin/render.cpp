@@ -97,6 +97,11 @@ std::string plugin_detail(const PluginView& plugin) {
   if (!plugin.last_error.empty()) {
     detail += (detail.empty() ? "last error: " : "; last error: ") + printable(plugin.last_error);
   }
+  if (plugin.restarts > 0) {
+    detail += (detail.empty() ? "" : "; ") + std::string("restarted ") +
+              std::to_string(plugin.restarts) + "x";
+  }
+  if (!plugin.required) detail += detail.empty() ? "not required" : "; not required";
   return detail;
 }
 
@@ -222,6 +227,8 @@ std::string status_json(const StatusView& status) {
     json.key("health").string(plugin.health);
     json.key("health_detail").string(plugin.health_detail);
     json.key("last_error").string(plugin.last_error);
+    json.key("restarts").number(plugin.restarts);
+    json.key("required").boolean(plugin.required);
     json.end_object();
   }
   json.end_array();

@@ -380,7 +380,7 @@ admin::StatusView status_view(const config::NodeConfig& config, std::string_view
   for (const host::PluginStatus& p : plugins.status()) {
     view.plugins.push_back({p.id, p.version, std::string(host::state_name(p.state)),
                             std::string(host::health_name(p.health)), p.health_detail,
-                            p.last_error});
+                            p.last_error, p.restarts, p.required});
   }
   return view;
 }

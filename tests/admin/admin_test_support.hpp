@@ -42,7 +42,7 @@ inline StatusView sample_status() {
   };
   status.plugins = {
       {"echo", "1.0.0", "running", "ok", "", ""},
-      {"mq", "2.1.0", "failed", "degraded", "broker down", "bind: address in use"},
+      {"mq", "2.1.0", "failed", "degraded", "broker down", "bind: address in use", 3, false},
   };
   return status;
 }

@@ -19,9 +19,9 @@ TEST_CASE("the status JSON has every required key, in a stable order") {
         R"("admin_address":"127.0.0.1:8441","version":"0.1.0","backup_dir":"/var/backup/b",)"
         R"("role":"passive","reason":"lease_held","paused":true,"seen_ms_ago":2500}],)"
         R"("plugins":[{"id":"echo","version":"1.0.0","state":"running","health":"ok",)"
-        R"("health_detail":"","last_error":""},{"id":"mq","version":"2.1.0","state":"failed",)"
-        R"("health":"degraded","health_detail":"broker down",)"
-        R"("last_error":"bind: address in use"}]})");
+        R"("health_detail":"","last_error":"","restarts":0,"required":true},{"id":"mq",)"
+        R"("version":"2.1.0","state":"failed","health":"degraded","health_detail":"broker down",)"
+        R"("last_error":"bind: address in use","restarts":3,"required":false}]})");
 }
 
 TEST_CASE("a node that never changed role has a null last_transition") {
@@ -49,7 +49,8 @@ TEST_CASE("the status text summarises the node, the lease, the cluster and the p
         "\n"
         "PLUGIN  VERSION  STATE    HEALTH    DETAIL\n"
         "echo    1.0.0    running  ok\n"
-        "mq      2.1.0    failed   degraded  broker down; last error: bind: address in use\n");
+        "mq      2.1.0    failed   degraded  broker down; last error: bind: address in use; "
+        "restarted 3x; not required\n");
 }
 
 TEST_CASE("the status text of a passive node says why it is not active and who holds the lease") {
