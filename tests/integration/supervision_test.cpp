@@ -1,18 +1,20 @@
 // Holding the lease means serving, with real emsnode processes: a node whose required plugin
 // stays down hands the role to a healthy peer, a lone node serves what it can, and a node with a
 // faulted plugin stays out while another can serve. The plugin is t-flaky (tests/host/plugins),
-// steered by files in each node's own control folder.
+// steered by files in each node's own control folder. On SQLite and, as "pg: ...", PostgreSQL.
 #include <catch2/catch.hpp>
 
 #include <fstream>
 #include <iostream>
 
 #include "support/cluster.hpp"
+#include "support/test_postgres.hpp"
 
 using namespace std::chrono_literals;
 using emsnode::testing::Cluster;
 using emsnode::testing::eventually;
 using emsnode::testing::holds_for;
+using emsnode::testing::NodeDatabase;
 using emsnode::testing::read_file;
 using emsnode::testing::TempDir;
 using Clock = std::chrono::steady_clock;
@@ -58,7 +60,8 @@ std::chrono::milliseconds since(Clock::time_point from) {
 
 TEST_CASE("an active whose required plugin stays down hands the role to the healthy passive") {
   TempDir dir;
-  Cluster cluster(EMSNODE_BINARY, dir, 2, flaky_nodes(dir));
+  const NodeDatabase shared((dir / "cluster.db").string());
+  Cluster cluster(EMSNODE_BINARY, dir, shared.toml(), 2, flaky_nodes(dir));
   cluster.start_all();
   const auto active = cluster.await_single_active(10s);
   REQUIRE(active);
@@ -98,7 +101,8 @@ TEST_CASE("an active whose required plugin stays down hands the role to the heal
 
 TEST_CASE("a lone active whose plugin stays down keeps serving what it can and says so") {
   TempDir dir;
-  Cluster cluster(EMSNODE_BINARY, dir, 1, flaky_nodes(dir));
+  const NodeDatabase shared((dir / "cluster.db").string());
+  Cluster cluster(EMSNODE_BINARY, dir, shared.toml(), 1, flaky_nodes(dir));
   cluster.start_all();
   REQUIRE(cluster.await_single_active(10s));
   tell(dir, 0, "fail_start");
@@ -118,7 +122,8 @@ TEST_CASE("a lone active whose plugin stays down keeps serving what it can and s
 
 TEST_CASE("a node with a faulted plugin stays out while a healthy node can serve, not when alone") {
   TempDir dir;
-  Cluster cluster(EMSNODE_BINARY, dir, 3, flaky_nodes(dir, "300ms"));
+  const NodeDatabase shared((dir / "cluster.db").string());
+  Cluster cluster(EMSNODE_BINARY, dir, shared.toml(), 3, flaky_nodes(dir, "300ms"));
   cluster.start_all();
   const auto first = cluster.await_single_active(10s);
   REQUIRE(first);
