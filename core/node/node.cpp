@@ -341,9 +341,10 @@ admin::Health health_of(const role::RoleManager& role, const host::PluginHost& p
   return health;
 }
 
+// `seen_recently`: a node whose registry row is older is shown down.
 admin::StatusView status_view(const config::NodeConfig& config, std::string_view version,
                               const role::RoleManager& role, const host::PluginHost& plugins,
-                              db::NodeRegistry& registry) {
+                              db::NodeRegistry& registry, std::chrono::milliseconds seen_recently) {
   const role::RoleStatus status = role.status();
   admin::StatusView view;
   view.node_id = config.node_id;
@@ -374,8 +375,15 @@ admin::StatusView status_view(const config::NodeConfig& config, std::string_view
   }
   for (const db::RegisteredNode& node : nodes) {
     const db::NodeRecord& r = node.record;
-    view.nodes.push_back({r.id, r.address, r.admin_address, r.version, r.backup_dir, r.role,
-                          r.reason, r.paused, node.seen_ms_ago});
+    const std::string role = role::shown_role(node, status.lease, seen_recently);
+    std::string reason = r.reason;
+    if (role == "down") {
+      const auto last_seen =
+          std::chrono::system_clock::now() - std::chrono::milliseconds(node.seen_ms_ago);
+      reason = "down since " + admin::iso8601_utc(last_seen);
+    }
+    view.nodes.push_back({r.id, r.address, r.admin_address, r.version, r.backup_dir, role,
+                          reason, r.paused, node.seen_ms_ago});
   }
   for (const host::PluginStatus& p : plugins.status()) {
     view.plugins.push_back({p.id, p.version, std::string(host::state_name(p.state)),
@@ -513,6 +521,9 @@ int run(const config::NodeConfig& config, std::string_view version) {
   if (!is_postgres(config)) {
     fast_path_lock = db::lock_path(lock_base(config, *database), "active.lock");
   }
+  // A node heartbeats every 2 poll_intervals: seen within two heartbeats and a lease, it is
+  // alive as far as the registry can tell.
+  const auto seen_recently = 4 * config.role.poll_interval + config.role.lease_ttl;
   // Built once the role manager exists (it hands over through it); asked before each attempt
   // to take the lease, after the schema.
   std::unique_ptr<host::Supervisor> supervisor;
@@ -525,10 +536,8 @@ int run(const config::NodeConfig& config, std::string_view version) {
                          hooks_of(config.role), std::move(actions), fast_path_lock,
                          promotion_blocker, *metrics);
   host::Cluster cluster;
-  // Seen within two heartbeats and a lease: alive as far as the registry can tell.
-  const auto fresh = 4 * config.role.poll_interval + config.role.lease_ttl;
   cluster.ready_peer = [&] {
-    return role::ready_peer(registry.list(), config.node_id, version, fresh);
+    return role::ready_peer(registry.list(), config.node_id, version, seen_recently);
   };
   cluster.hand_over = [&](const std::string& to, const std::string& why) {
     role.switchover(to, why);
@@ -537,7 +546,9 @@ int run(const config::NodeConfig& config, std::string_view version) {
       plugins, host::SupervisionPolicy::of(config.plugin_host), std::move(cluster));
 
   admin::Model model;
-  model.status = [&] { return status_view(config, version, role, plugins, registry); };
+  model.status = [&] {
+    return status_view(config, version, role, plugins, registry, seen_recently);
+  };
   model.health = [&] { return health_of(role, plugins, config.role); };
   model.metrics_text = [&] { return metrics->render_prometheus(); };
   model.switchover = [&](std::optional<std::string> to) {

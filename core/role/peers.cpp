@@ -2,7 +2,6 @@
 
 #include <cctype>
 
-#include "role/role_manager.hpp"
 
 namespace emsnode::role {
 namespace {
@@ -55,6 +54,18 @@ std::optional<std::string> ready_peer(const std::vector<db::RegisteredNode>& nod
     return r.id;
   }
   return std::nullopt;
+}
+
+std::string shown_role(const db::RegisteredNode& node, const std::optional<LeaseView>& lease,
+                       std::chrono::milliseconds max_age) {
+  const db::NodeRecord& r = node.record;
+  if (r.role == db::kStoppedRole) return r.role;
+  if (node.seen_ms_ago > max_age.count()) return "down";
+  if (lease && lease->holder == r.id && lease->expires_in_ms > 0) {
+    return std::string(role_name(Role::active));
+  }
+  if (r.role == role_name(Role::active)) return std::string(role_name(Role::passive));
+  return r.role;
 }
 
 }  // namespace emsnode::role

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "db/node_registry.hpp"
+#include "role/role_manager.hpp"
 
 namespace emsnode::role {
 
@@ -26,5 +27,12 @@ int compare_versions(std::string_view a, std::string_view b);
 std::optional<std::string> ready_peer(const std::vector<db::RegisteredNode>& nodes,
                                       std::string_view self_id, std::string_view self_version,
                                       std::chrono::milliseconds max_age);
+
+// The role the cluster view shows for `node`, one truth on every node: "active" only for the
+// holder of the live lease as `lease` last read it (whatever each node last wrote about itself),
+// "down" for a node not seen within `max_age`, else what the node registered ("passive",
+// "starting", "stopped"; a registered "active" that does not hold the lease is "passive").
+std::string shown_role(const db::RegisteredNode& node, const std::optional<LeaseView>& lease,
+                       std::chrono::milliseconds max_age);
 
 }  // namespace emsnode::role

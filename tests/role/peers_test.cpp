@@ -58,5 +58,22 @@ TEST_CASE("a peer that is stale, paused, older, held off or blocked is not ready
   CHECK(ready_peer({node("b", "passive", "lease_held", 100, "0.2.0")}, "a", "0.1.0", 3s));
 }
 
+TEST_CASE("the cluster view shows active only the holder of the live lease, and down the unseen") {
+  LeaseView lease;
+  lease.holder = "b";
+  lease.epoch = 4;
+  lease.expires_in_ms = 1500;
+  // A killed active still says "active" in its row; the lease says who is.
+  CHECK(shown_role(node("a", "active", "", 900), lease, 3s) == "passive");
+  CHECK(shown_role(node("b", "passive", "promoting", 100), lease, 3s) == "active");
+  CHECK(shown_role(node("a", "active", "", 3500), lease, 3s) == "down");
+  CHECK(shown_role(node("c", "stopped", "shutdown", 60000), lease, 3s) == "stopped");
+  CHECK(shown_role(node("c", "passive", "lease_held", 100), lease, 3s) == "passive");
+  // An expired lease makes nobody active.
+  lease.expires_in_ms = 0;
+  CHECK(shown_role(node("b", "active", "", 100), lease, 3s) == "passive");
+  CHECK(shown_role(node("b", "active", "", 100), std::nullopt, 3s) == "passive");
+}
+
 }  // namespace
 }  // namespace emsnode::role
