@@ -661,10 +661,12 @@ void MqServer::start() {
     try {
       io_.run();
     } catch (const std::exception& e) {
-      // Nobody accepts any more: refuse connections at once rather than leave them waiting, and
-      // say so, so that the host restarts the plugin.
+      // Nobody accepts or acknowledges any more: refuse connections at once rather than leave
+      // them waiting, stop the committer (whose OK after a retry would be a lie now), and say
+      // so last, so that the host restarts the plugin.
       error_code ignored;
       acceptor_.close(ignored);
+      committer_->stop();
       host_.log().error("mq.failed", {{"error", e.what()}});
       host_.health(EMSNODE_HEALTH_FAILED, std::string("not serving MQTT: ") + e.what());
     }
