@@ -102,9 +102,16 @@ class HealthWatch {
               const int error = connect_error(mqtt_port);
               if (error == 0 || cluster.admin(i, "GET", "/healthz/active").status != 200) continue;
               std::lock_guard<std::mutex> lock(mutex_);
+              // With what the node was doing: the last lines of its log.
+              const std::vector<std::string> log = lines_of(cluster.log_of(i));
+              std::string recent;
+              for (std::size_t line = log.size() - std::min<std::size_t>(log.size(), 4);
+                   line < log.size(); ++line) {
+                recent += "\n    " + log[line].substr(0, 160);
+              }
               violations_.push_back("node" + std::to_string(i + 1) + " answered 200 at " +
                                     std::to_string(wall_seconds()) + " while MQTT connect got " +
-                                    std::strerror(error));
+                                    std::strerror(error) + recent);
             }
             std::this_thread::sleep_for(50ms);
           }
