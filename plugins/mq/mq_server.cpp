@@ -642,6 +642,9 @@ void MqServer::start() {
         access, access.database_users ? database_users(host_.db(), host_.log()) : UserLookup{},
         options_.max_pending_auth, host_.log());
   }
+  const std::string bound = format_endpoint(bound_);
+  // Before the committer runs: its DEGRADED report while it retries must not be overwritten.
+  host_.health(EMSNODE_HEALTH_OK, "MQTT on " + bound);
   committer_->start();
   accept_next();
   tick();
@@ -658,13 +661,17 @@ void MqServer::start() {
     try {
       io_.run();
     } catch (const std::exception& e) {
+      // Nobody accepts or acknowledges any more: refuse connections at once rather than leave
+      // them waiting, stop the committer (whose OK after a retry would be a lie now), and say
+      // so last, so that the host restarts the plugin.
+      error_code ignored;
+      acceptor_.close(ignored);
+      committer_->stop();
       host_.log().error("mq.failed", {{"error", e.what()}});
-      host_.health(EMSNODE_HEALTH_FAILED, e.what());
+      host_.health(EMSNODE_HEALTH_FAILED, std::string("not serving MQTT: ") + e.what());
     }
     drained.set_value();
   });
-  const std::string bound = format_endpoint(bound_);
-  host_.health(EMSNODE_HEALTH_OK, "MQTT on " + bound);
   host_.log().info("mq.listening", {{"address", bound},
                                     {"tls", options_.tls != nullptr},
                                     {"epoch", host_.epoch()},
@@ -797,10 +804,12 @@ void MqServer::on_commit_failure(const std::string& reason) {
   if (failed_) return;
   failed_ = true;
   // Nothing more may be acknowledged: drop every client and free the address for the next
-  // active. The host demotes the plugin when the node has really lost its lease.
+  // active. FAILED makes the host restart the plugin (a fresh committer and listener), or stop
+  // it when the node has lost its lease.
   host_.log().error("mq.commit_failed_closing",
                     {{"reason", reason}, {"connections", connections_.size()}});
-  host_.health(EMSNODE_HEALTH_FAILED, "cannot commit to the shared database: " + reason);
+  host_.health(EMSNODE_HEALTH_FAILED,
+               "not serving MQTT: cannot commit to the shared database: " + reason);
   error_code ignored;
   acceptor_.close(ignored);
   accept_retry_.cancel();

@@ -6,8 +6,9 @@ with --v5 (a session that is not clean then outlives its connection by --expiry 
         --out.ready each time the SUBACK arrives; reconnects whenever the connection drops;
         stops when --out.stop exists or after --duration seconds.
   pub   publishes --count numbered payloads ("0", "1", ...) at --qos and appends the number
-        of every one acknowledged (PUBACK, or PUBCOMP for QoS 2) to --out; keeps going through
-        disconnections; stops once all are acknowledged or after --duration seconds.
+        of every one acknowledged (PUBACK, or PUBCOMP for QoS 2) to --out, with --stamp followed
+        by the time it was (seconds since the Unix epoch); keeps going through disconnections;
+        stops once all are acknowledged or after --duration seconds.
   will  connects with a will (--topic, --message) and waits to be killed.
   ticks publishes QoS 0 ticks to --topic every --interval and receives them on the same
         connection; writes --out.ready once subscribed; when --out.stop exists, writes to --out
@@ -39,7 +40,7 @@ def make_client(args, clean):
     else:
         client = mqtt.Client(client_id=args.id, clean_session=clean, protocol=mqtt.MQTTv311)
     client.emsnode_clean = clean
-    client.reconnect_delay_set(min_delay=1, max_delay=1)
+    client.reconnect_delay_set(min_delay=args.reconnect, max_delay=args.reconnect)
     client.max_inflight_messages_set(args.inflight)
     client.max_queued_messages_set(0)
     return client
@@ -101,7 +102,7 @@ def publisher(args):
         number = numbers.get(mid)
         if number is not None and number not in acked:
             acked.add(number)
-            append(args.out, str(number))
+            append(args.out, "%d %.3f" % (number, time.time()) if args.stamp else str(number))
 
     client.on_publish = on_publish
     connect(client, args)
@@ -182,6 +183,8 @@ def main():
     parser.add_argument("--duration", type=float, default=60)
     parser.add_argument("--v5", action="store_true")
     parser.add_argument("--expiry", type=int, default=3600)
+    parser.add_argument("--reconnect", type=float, default=1, help="seconds between reconnects")
+    parser.add_argument("--stamp", action="store_true")
     args = parser.parse_args()
     {"sub": subscriber, "pub": publisher, "will": will, "ticks": ticks}[args.mode](args)
 
