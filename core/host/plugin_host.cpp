@@ -337,7 +337,8 @@ void PluginHost::stop_one(Slot& slot, bool after_failed_start, std::chrono::mill
 
 bool PluginHost::restart(const std::string& id) {
   std::lock_guard<std::mutex> lifecycle(lifecycle_mutex_);
-  if (!serving_) return false;
+  // A fencing node drops its epoch before it stops its plugins: nothing starts in between.
+  if (!serving_ || shared_->epoch.load(std::memory_order_acquire) == 0) return false;
   const auto found = std::find_if(slots_.begin(), slots_.end(), [&](const Slot& slot) {
     return slot.instance->manifest().id == id;
   });

@@ -137,7 +137,8 @@ class PluginHost {
   // While serving (after start_all, before stop_all): stops plugin `id` and the running plugins
   // that require it, in reverse order, then starts it and them again in dependency order.
   // Returns true when `id` runs afterwards; false when it did not start, is faulted (its code may
-  // still run: it cannot be started again in this process), or the host is not serving.
+  // still run: it cannot be started again in this process), or the host is not serving or has
+  // no epoch (set_epoch(0): the node is fencing itself).
   bool restart(const std::string& id);
   // Between start_all and stop_all. Thread-safe.
   bool serving() const;

@@ -75,6 +75,7 @@ struct Fixture {
     host = std::make_unique<PluginHost>(config);
     host->load();
     host->create_all();
+    host->set_epoch(1);  // as the node does before start_all
   }
   ~Fixture() {
     tell("release");
@@ -262,6 +263,16 @@ TEST_CASE("nothing is restarted once the host stopped serving") {
   std::this_thread::sleep_for(500ms);
   CHECK(f.flaky().state == PluginState::failed);
   CHECK(count(f.box.journal_lines(), "start") == 0);
+}
+
+TEST_CASE("nothing is restarted once a fencing node dropped its epoch, before its stop") {
+  Fixture f;
+  REQUIRE(f.host->start_all());
+  f.tell("report_failed");
+  REQUIRE(eventually([&] { return f.flaky().health == Health::failed; }, 2s));
+  f.host->set_epoch(0);
+  CHECK_FALSE(f.host->restart("t-flaky"));
+  CHECK(count(f.box.journal_lines(), "stop") == 0);
 }
 
 }  // namespace
