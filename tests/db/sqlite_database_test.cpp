@@ -19,6 +19,8 @@
 #include "db/sqlite_database.hpp"
 #include "db_test_support.hpp"
 #include "support/process.hpp"
+#include "support/sanitizers.hpp"
+#include "support/skip.hpp"
 #include "support/unwritable.hpp"
 
 using namespace emsnode::db;
@@ -263,7 +265,7 @@ TEST_CASE("a database made unwritable under a running node fails writes as unrea
   DbDir dir;
   if (const std::string why_not = emsnode::testing::unwritable_unsupported(dir.path());
       !why_not.empty()) {
-    WARN(why_not << "; skipping");
+    emsnode::testing::skip_test(why_not);
     return;
   }
   auto db = dir.open();
@@ -406,7 +408,7 @@ TEST_CASE("the lease's connection writes before a connection that writes back to
   // It waits for the one transaction in progress, not for SQLite's busy handler to find a gap
   // (up to the busy timeout, which is when a node fences itself).
   CAPTURE(longest.count());
-  CHECK(longest < std::chrono::milliseconds(500));
+  CHECK_WALL_CLOCK(longest < std::chrono::milliseconds(500));
 }
 
 TEST_CASE("the WAL is copied into the database file while connections stay open", "[sqlite]") {

@@ -16,6 +16,8 @@
 #include "integration/sqlite_file.hpp"
 #include "support/cluster.hpp"
 #include "support/private_postgres.hpp"
+#include "support/sanitizers.hpp"
+#include "support/skip.hpp"
 #include "support/test_postgres.hpp"
 #include "support/unwritable.hpp"
 
@@ -246,7 +248,7 @@ TEST_CASE("SIGTERM on the active hands over in well under a second and exits 0")
   const auto handover = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - asked);
   INFO("handover took " << handover.count() << " ms");
   REQUIRE(served);
-  CHECK(handover < 1s);
+  CHECK_WALL_CLOCK(handover < 1s);
   CHECK(cluster[*stopped].process->wait(10s) == 0);
   CHECK_THAT(cluster.log_of(*stopped), Catch::Contains("lease.released"));
   // Its plugins serve first; its status says so a moment later.
@@ -320,7 +322,7 @@ TEST_CASE("an active that cannot write the database demotes and a node serves ag
   TempDir dir;
   const std::string unsupported = unwritable_unsupported(dir.path());
   if (!unsupported.empty()) {
-    WARN("skipped: " << unsupported);
+    emsnode::testing::skip_test(unsupported);
     return;
   }
   const NodeDatabase shared((dir / "cluster.db").string());
@@ -339,7 +341,7 @@ TEST_CASE("an active that cannot write the database demotes and a node serves ag
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - broken_at);
   INFO("demoted after " << elapsed.count() << " ms");
   REQUIRE(demoted);
-  CHECK(elapsed < kRenewDeadline + 800ms);
+  CHECK_WALL_CLOCK(elapsed < kRenewDeadline + 800ms);
   // Nobody serves while the database cannot be written: not past the lease's expiry either.
   CHECK(holds_for(
       [&] {
@@ -369,7 +371,7 @@ TEST_CASE("a passive node refuses connections on its service port at once") {
       [&] {
         const auto asked = Clock::now();
         return connect_outcome(cluster[passive].echo_port) == Connect::refused &&
-               Clock::now() - asked < 200ms;
+               (!emsnode::testing::kWallClockAsserted || Clock::now() - asked < 200ms);
       },
       1s));
 }

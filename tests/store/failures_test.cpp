@@ -13,6 +13,7 @@
 #include "store/file_store.hpp"
 #include "store_test_support.hpp"
 #include "support/process.hpp"
+#include "support/skip.hpp"
 #include "support/unwritable.hpp"
 
 using namespace emsnode::store;
@@ -120,7 +121,7 @@ TEST_CASE("a share the node's user may not write to is reported as permission de
   const auto status = child.wait(std::chrono::seconds(30));
   REQUIRE(status);
   if (*status == 3) {
-    WARN("cannot run a process as user nobody here (" << child.err() << "); skipping");
+    emsnode::testing::skip_test("cannot run a process as user nobody here (" + child.err() + ")");
     return;
   }
   INFO(child.out() << child.err());
@@ -137,7 +138,7 @@ TEST_CASE("a full share is reported as no space and the partial file is removed"
   emsnode::testing::TempDir dir;
   const TmpfsMount mount(dir / "share", "2m");
   if (!mount.error().empty()) {
-    WARN("cannot mount a 2 MiB tmpfs here (" << mount.error() << "); skipping");
+    emsnode::testing::skip_test("cannot mount a 2 MiB tmpfs here (" + mount.error() + ")");
     return;
   }
   auto database = db_dir.open_migrated();
@@ -166,7 +167,7 @@ TEST_CASE("a put while the database cannot be written is reported unavailable an
   StoreFixture fixture(backend);
   const std::string why_not = emsnode::testing::unwritable_unsupported(fixture.db_dir().path());
   if (!why_not.empty()) {
-    WARN(why_not << "; skipping");
+    emsnode::testing::skip_test(why_not);
     return;
   }
   fixture.put("before", "old");

@@ -9,6 +9,7 @@
 #include "store/file_store.hpp"
 #include "store_test_support.hpp"
 #include "support/sanitizers.hpp"
+#include "support/skip.hpp"
 
 using namespace emsnode::store;
 using emsnode::store::testing::GeneratedBuffer;
@@ -40,7 +41,8 @@ bool reset_peak() {
   return static_cast<bool>(clear_refs);
 }
 
-using emsnode::testing::kAddressSanitizer;
+using emsnode::testing::kSanitizer;
+using emsnode::testing::skip_test;
 
 std::string sha256_of_file(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
@@ -57,12 +59,12 @@ std::string sha256_of_file(const fs::path& file) {
 TEST_CASE("a 256 MiB file goes in and comes out with memory flat in its size") {
   const std::string backend = GENERATE(as<std::string>{}, "share", "blob");
   StoreFixture fixture(backend);
-  if (kAddressSanitizer) {
-    WARN("built with AddressSanitizer, whose quarantine holds freed memory; skipping");
+  if (kSanitizer) {
+    skip_test("built with a sanitizer, whose own memory the peak resident set would measure");
     return;
   }
   if (!reset_peak()) {
-    WARN("cannot reset the peak resident set (/proc/self/clear_refs); skipping");
+    skip_test("cannot reset the peak resident set (/proc/self/clear_refs)");
     return;
   }
   // The measurement sees growth: touching 64 MiB raises the peak by about as much.
@@ -99,8 +101,8 @@ TEST_CASE("a 256 MiB file goes in and comes out with memory flat in its size") {
 TEST_CASE("a 1 GiB file goes from disk into the store and back with memory flat in its size") {
   const std::string backend = GENERATE(as<std::string>{}, "share", "blob");
   StoreFixture fixture(backend);
-  if (kAddressSanitizer) {
-    WARN("built with AddressSanitizer, whose quarantine holds freed memory; skipping");
+  if (kSanitizer) {
+    skip_test("built with a sanitizer, whose own memory the peak resident set would measure");
     return;
   }
   constexpr std::uint64_t kSize = 1024 * kMiB;
@@ -116,7 +118,7 @@ TEST_CASE("a 1 GiB file goes from disk into the store and back with memory flat 
   }
   REQUIRE(fs::file_size(source) == kSize);
   if (!reset_peak()) {
-    WARN("cannot reset the peak resident set (/proc/self/clear_refs); skipping");
+    skip_test("cannot reset the peak resident set (/proc/self/clear_refs)");
     return;
   }
   const std::int64_t base = peak_kib();

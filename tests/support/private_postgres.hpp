@@ -12,14 +12,18 @@ namespace emsnode::testing {
 
 class PrivatePostgres {
  public:
-  // `fixture`: the path of postgres_fixture.sh. Throws when the server cannot start; with the
-  // fixture's reason ("unavailable: ...") when PostgreSQL cannot run here at all.
+  // `fixture`: the path of postgres_fixture.sh. Throws when the server cannot start: with the
+  // skip marker (support/test_postgres.hpp) and the fixture's reason when PostgreSQL cannot run
+  // here at all ("unavailable: ..."), as a failure when it can but did not start.
   explicit PrivatePostgres(std::string fixture) : fixture_(std::move(fixture)) {
     const Completed started = script("start");
     url_ = read_file(state_.path() / "url");
     while (!url_.empty() && url_.back() == '\n') url_.pop_back();
+    if (url_.rfind("unavailable:", 0) == 0) {
+      throw std::runtime_error("EMSNODE_SKIP: PostgreSQL private server " + url_);
+    }
     if (started.status != 0 || url_.rfind("postgresql://", 0) != 0) {
-      throw std::runtime_error("SKIP: PostgreSQL private server: " + url_ + started.err);
+      throw std::runtime_error("PostgreSQL private server did not start: " + url_ + started.err);
     }
   }
   ~PrivatePostgres() {

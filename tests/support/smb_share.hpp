@@ -22,7 +22,7 @@
 // unmount() leaves the bare mount point, as an unmounted share does.
 //
 // Needs root, /dev/fuse, smbd (package samba), smbnetfs and fusermount (fuse3): available() says
-// what is missing so that a test can WARN and skip where it cannot run.
+// what is missing so that a test can skip (support/skip.hpp) where it cannot run.
 #pragma once
 
 #include <fcntl.h>

@@ -26,8 +26,10 @@ namespace emsnode::testing {
 class TestServer {
  public:
   // The server of this test run; nullopt when the tests run on SQLite. Throws, with a message
-  // ctest's SKIP_REGULAR_EXPRESSION ("SKIP: PostgreSQL") recognises, when the fixture could not
-  // start a server and said why.
+  // that starts with the skip marker every test's SKIP_REGULAR_EXPRESSION matches
+  // ("EMSNODE_SKIP:", support/skip.hpp), when the fixture could not start a server and said why:
+  // the case is reported as skipped, not failed. Throwing, because it happens in a constructor
+  // before the case has checked anything.
   static std::optional<TestServer> from_environment() {
     const char* selected = std::getenv("EMSNODE_TEST_DB");
     if (!selected || std::string(selected).empty() || std::string(selected) == "sqlite") {
@@ -43,11 +45,11 @@ class TestServer {
     server.state_dir_ = value.substr(prefix.size());
     server.url_ = first_line(server.state_dir_ + "/url");
     if (server.url_.empty()) {
-      throw std::runtime_error("SKIP: PostgreSQL test server: no URL in " + server.state_dir_ +
-                               "/url (did the postgres fixture run?)");
+      throw std::runtime_error("EMSNODE_SKIP: PostgreSQL test server: no URL in " +
+                               server.state_dir_ + "/url (did the postgres fixture run?)");
     }
     if (server.url_.rfind("unavailable:", 0) == 0) {
-      throw std::runtime_error("SKIP: PostgreSQL test server " + server.url_);
+      throw std::runtime_error("EMSNODE_SKIP: PostgreSQL test server " + server.url_);
     }
     return server;
   }

@@ -10,7 +10,8 @@
 // -shm file is left alone: SQLite maps it, and a write fault on an immutable mapping is SIGBUS.
 //
 // Needs CAP_LINUX_IMMUTABLE (root) and such a filesystem: unwritable_unsupported() says whether
-// this machine can do it in a folder, so a test can WARN and skip instead of passing vacuously.
+// this machine can do it in a folder, so a test can skip (support/skip.hpp) instead of passing
+// vacuously.
 // The attribute is cleared when the object is destroyed; a test killed meanwhile leaves immutable
 // files behind (`chattr -i` removes them).
 #pragma once

@@ -2,17 +2,21 @@
  * fault the plugin at the stop deadline and go on. Stop returns once `release_file` exists (30s
  * at most, so a test process never hangs on it); it then uses host services and writes
  * <release_file>.done, showing that an abandoned call can still finish safely after the host is
- * gone. The instance is static, because a faulted plugin is never destroyed. */
+ * gone. Instances are static, because a faulted plugin is never destroyed, and one each: the
+ * stop left running keeps reading its own while the host creates another (emsnode-plugin-check
+ * does). */
 #include <sys/stat.h>
 
 #include "test_plugin.h"
 
-static tp_host the_host;
+static tp_host hosts[8];
+static unsigned created;  // create is never called concurrently
 
 static emsnode_status create(const emsnode_host_api* api, emsnode_host_ctx* ctx, void** instance) {
-  the_host.api = api;
-  the_host.ctx = ctx;
-  *instance = &the_host;
+  tp_host* host = &hosts[created++ % 8];
+  host->api = api;
+  host->ctx = ctx;
+  *instance = host;
   return EMSNODE_OK;
 }
 
