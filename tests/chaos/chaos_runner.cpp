@@ -97,6 +97,14 @@ class Load {
     const std::lock_guard<std::mutex> lock(mutex_);
     return history_;
   }
+  // Whether a request sent at `from_us` or later was served under an epoch newer than `epoch`.
+  bool served_since(std::int64_t from_us, std::uint64_t epoch) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    for (auto e = history_.rbegin(); e != history_.rend() && e->sent_us >= from_us; ++e) {
+      if (e->ok && e->epoch > epoch) return true;
+    }
+    return false;
+  }
 
  private:
   void run() {
@@ -147,8 +155,12 @@ class Load {
 class Campaign {
  public:
   // `control`: the probes' control folder, holding one folder per node.
-  Campaign(const Options& options, NetCluster& cluster, std::filesystem::path control)
-      : options_(options), cluster_(cluster), control_(std::move(control)), random_(options.seed) {}
+  Campaign(const Options& options, NetCluster& cluster, Load& load, std::filesystem::path control)
+      : options_(options),
+        cluster_(cluster),
+        load_(load),
+        control_(std::move(control)),
+        random_(options.seed) {}
 
   std::vector<Fault> run(Clock::time_point origin) {
     std::vector<Fault> faults;
@@ -164,7 +176,11 @@ class Campaign {
       fault.epoch_before = cluster_.status(*active).lease_epoch;
       inject(fault, *active, origin);
       fault.settled = settle();
-      if (!fault.settled) report_nodes();
+      if (fault.settled) {
+        await_served(now_us(origin), 0);
+      } else {
+        report_nodes();
+      }
       fault.epoch_after = lease_epoch();
       std::cerr << "chaos: fault " << i + 1 << "/" << options_.faults << " " << fault.kind << " of "
                 << fault.target << ": epoch " << fault.epoch_before << " -> " << fault.epoch_after
@@ -252,6 +268,8 @@ class Campaign {
       }
     }
     const auto heir = await_active_other_than(target);
+    const std::int64_t heir_seen_us = now_us(origin);
+    await_served(fault.at_us, fault.epoch_before);
     // The operator removes the cause at once; the node that took over dies.
     for (const auto& entry : std::filesystem::directory_iterator(control_of(target))) {
       std::filesystem::remove(entry.path());
@@ -264,7 +282,15 @@ class Campaign {
       await_active_other_than(*heir);
       cluster_.start(*heir);
     }
-    if (fail) return;
+    if (fail) {
+      // The hold-off ran from the hand-over, before the heir was seen. Past it, every node is
+      // eligible again: the next fault must not find two sick nodes, each of which may serve as
+      // long as the other cannot (a settled cluster does not show it: a held-off node reads
+      // lease_held while no other passive could serve).
+      std::this_thread::sleep_until(origin +
+                                    std::chrono::microseconds(heir_seen_us + kHandoverHoldoffUs));
+      return;
+    }
     // A faulted plugin stays out until its process restarts, as its operator now does.
     fault.held_off_until_us = now_us(origin);
     if (!cluster_.stop(target)) {
@@ -274,24 +300,32 @@ class Campaign {
     cluster_.start(target);
   }
 
+  // Waits until the client has been served under an epoch newer than `epoch`, by a request sent
+  // at `from_us` or later: the next blow must not fall before the checker can see that the
+  // service resumed.
+  void await_served(std::int64_t from_us, std::uint64_t epoch) {
+    testing::eventually([&] { return load_.served_since(from_us, epoch); }, kSettleLimit);
+  }
+
   std::filesystem::path control_of(std::size_t node) { return control_ / cluster_[node].id; }
   void tell(std::size_t node, std::initializer_list<const char*> files) {
     for (const char* file : files) std::ofstream(control_of(node) / file).put('\n');
   }
 
-  // One active node, every other node up and passive behind it, and still so a moment later.
+  // One active node, every other node up and passive behind it, and all still so a moment later.
   bool settle() {
+    const auto behind = [&](std::size_t active) {
+      for (std::size_t i = 0; i < cluster_.size(); ++i) {
+        if (i != active && !cluster_.await_passive(i, std::chrono::milliseconds(0))) return false;
+      }
+      return true;
+    };
     return testing::eventually(
         [&] {
           const auto active = cluster_.single_active();
-          if (!active) return false;
-          for (std::size_t i = 0; i < cluster_.size(); ++i) {
-            if (i != *active && !cluster_.await_passive(i, std::chrono::milliseconds(0))) {
-              return false;
-            }
-          }
+          if (!active || !behind(*active)) return false;
           std::this_thread::sleep_for(std::chrono::milliseconds(300));
-          return cluster_.single_active() == active;
+          return cluster_.single_active() == active && behind(*active);
         },
         kSettleLimit);
   }
@@ -318,6 +352,7 @@ class Campaign {
 
   const Options& options_;
   NetCluster& cluster_;
+  Load& load_;
   const std::filesystem::path control_;
   std::mt19937_64 random_;
 };
@@ -447,7 +482,7 @@ int run(int argc, char** argv) {
   }
   const auto origin = Clock::now();
   Load load(cluster, origin);
-  Campaign campaign(options, cluster, control);
+  Campaign campaign(options, cluster, load, control);
   const std::vector<Fault> faults = campaign.run(origin);
   std::this_thread::sleep_for(std::chrono::seconds(1));  // service after the last fault
   load.finish();
