@@ -3,6 +3,15 @@
 // random faults hit the cluster one after another. Afterwards the checker judges the history
 // (history.hpp) and the runner prints the counts and the outage distribution per fault kind.
 //
+// Besides the node, the network, the database and the clock, a fault may hit the active's probe
+// plugin (steered through files in its control folder), to test the host's supervision:
+//   plugin_fail   the probe reports FAILED and fails its restarts: after failure_grace the node
+//                 hands over and is held off; repaired at once, it must stay out while held off
+//                 when the node that took over is killed.
+//   plugin_fault  the probe hangs in stop and a switchover faults it; the node that took over is
+//                 killed: a healthy node, not the faulted one, must take over. The operator then
+//                 restarts the faulted node's process.
+//
 //   chaos_runner --emsnode BIN --plugins DIR [--faults 50] [--seed N] [--kinds k1,k2]
 //                [--logs DIR]   (copies the nodes' logs there at the end)
 //
@@ -14,6 +23,9 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
 #include <iostream>
 #include <mutex>
 #include <random>
@@ -37,11 +49,19 @@ constexpr std::int64_t kLeaseTtlUs = 2'000'000;  // the default [role] lease_ttl
 // Service must be back within the lease period plus this: the passive's poll, the database
 // round trips of the takeover, a restarted PostgreSQL's reconnect, the client's own timeout.
 constexpr std::int64_t kServiceBoundExtraUs = 2'500'000;
+// The nodes' supervision timers ([plugin_host]), short so that a plugin fault passes quickly.
+// The hold-off outlasts the second blow of plugin_fail: the kill of the node that took over and
+// the lease's expiry after it.
+constexpr std::int64_t kRestartBackoffUs = 100'000;
+constexpr std::int64_t kFailureGraceUs = 1'000'000;
+constexpr std::int64_t kHandoverHoldoffUs = 5'000'000;
+constexpr std::int64_t kStopDeadlineUs = 300'000;
 constexpr auto kSettleLimit = std::chrono::seconds(30);
 constexpr std::size_t kMaxExchanges = 5'000'000;  // the load stops by itself, whatever happens
 
 const std::vector<std::string> kAllKinds = {
-    "kill", "stop", "partition_active", "partition_passive", "db_restart", "clock_step"};
+    "kill",       "stop",       "partition_active", "partition_passive",
+    "db_restart", "clock_step", "plugin_fail",      "plugin_fault"};
 
 struct Options {
   std::string emsnode;
@@ -51,6 +71,10 @@ struct Options {
   std::vector<std::string> kinds = kAllKinds;
   std::string logs;  // where to copy the nodes' and the server's logs at the end
 };
+
+std::string duration(std::int64_t us) {
+  return "\"" + std::to_string(us / 1000) + "ms\"";
+}
 
 std::int64_t now_us(Clock::time_point origin) {
   return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - origin).count();
@@ -72,6 +96,14 @@ class Load {
   std::vector<Exchange> history() {
     const std::lock_guard<std::mutex> lock(mutex_);
     return history_;
+  }
+  // Whether a request sent at `from_us` or later was served under an epoch newer than `epoch`.
+  bool served_since(std::int64_t from_us, std::uint64_t epoch) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    for (auto e = history_.rbegin(); e != history_.rend() && e->sent_us >= from_us; ++e) {
+      if (e->ok && e->epoch > epoch) return true;
+    }
+    return false;
   }
 
  private:
@@ -122,8 +154,13 @@ class Load {
 
 class Campaign {
  public:
-  Campaign(const Options& options, NetCluster& cluster)
-      : options_(options), cluster_(cluster), random_(options.seed) {}
+  // `control`: the probes' control folder, holding one folder per node.
+  Campaign(const Options& options, NetCluster& cluster, Load& load, std::filesystem::path control)
+      : options_(options),
+        cluster_(cluster),
+        load_(load),
+        control_(std::move(control)),
+        random_(options.seed) {}
 
   std::vector<Fault> run(Clock::time_point origin) {
     std::vector<Fault> faults;
@@ -139,7 +176,11 @@ class Campaign {
       fault.epoch_before = cluster_.status(*active).lease_epoch;
       inject(fault, *active, origin);
       fault.settled = settle();
-      if (!fault.settled) report_nodes();
+      if (fault.settled) {
+        await_served(now_us(origin), 0);
+      } else {
+        report_nodes();
+      }
       fault.epoch_after = lease_epoch();
       std::cerr << "chaos: fault " << i + 1 << "/" << options_.faults << " " << fault.kind << " of "
                 << fault.target << ": epoch " << fault.epoch_before << " -> " << fault.epoch_after
@@ -172,8 +213,10 @@ class Campaign {
     if (kind == "kill") {
       cluster_.kill(target);
       // The recovered node comes back once a peer has taken over: it must not preempt.
-      eventually_active_other_than(target);
+      await_active_other_than(target);
       cluster_.start(target);
+    } else if (kind == "plugin_fail" || kind == "plugin_fault") {
+      break_probe(fault, target, origin);
     } else if (kind == "stop") {
       cluster_.signal(target, SIGSTOP);
       std::this_thread::sleep_for(std::chrono::milliseconds(kLeaseTtlUs / 1000) +
@@ -198,28 +241,91 @@ class Campaign {
     fault.healed_us = now_us(origin);
   }
 
-  void eventually_active_other_than(std::size_t node) {
+  // The single active node once it is another than `node`; nullopt after the settle limit.
+  std::optional<std::size_t> await_active_other_than(std::size_t node) {
+    std::optional<std::size_t> active;
     testing::eventually(
         [&] {
-          const auto active = cluster_.single_active();
+          active = cluster_.single_active();
           return active && *active != node;
         },
         kSettleLimit);
+    return active && *active != node ? active : std::nullopt;
   }
 
-  // One active node, every other node up and passive behind it, and still so a moment later.
+  void break_probe(Fault& fault, std::size_t target, Clock::time_point origin) {
+    const bool fail = fault.kind == "plugin_fail";
+    if (fail) {
+      tell(target, {"fail_start", "report_failed"});
+      // The hand-over comes after the grace at the earliest, the hold-off from then on.
+      fault.held_off_until_us = fault.at_us + kFailureGraceUs + kHandoverHoldoffUs;
+    } else {
+      tell(target, {"hang_stop"});
+      const auto reply = cluster_.admin(target, "POST", "/switchover", 5000);
+      if (reply.status != 200) {
+        std::cerr << "chaos: switchover refused by " << fault.target << ": " << reply.status << " "
+                  << reply.body << "\n";
+      }
+    }
+    const auto heir = await_active_other_than(target);
+    const std::int64_t heir_seen_us = now_us(origin);
+    await_served(fault.at_us, fault.epoch_before);
+    // The operator removes the cause at once; the node that took over dies.
+    for (const auto& entry : std::filesystem::directory_iterator(control_of(target))) {
+      std::filesystem::remove(entry.path());
+    }
+    if (heir) {
+      const auto status = cluster_.status(*heir);
+      fault.epoch_second = status.answered ? status.lease_epoch : fault.epoch_before + 1;
+      fault.second_at_us = now_us(origin);
+      cluster_.kill(*heir);
+      await_active_other_than(*heir);
+      cluster_.start(*heir);
+    }
+    if (fail) {
+      // The hold-off ran from the hand-over, before the heir was seen. Past it, every node is
+      // eligible again: the next fault must not find two sick nodes, each of which may serve as
+      // long as the other cannot (a settled cluster does not show it: a held-off node reads
+      // lease_held while no other passive could serve).
+      std::this_thread::sleep_until(origin +
+                                    std::chrono::microseconds(heir_seen_us + kHandoverHoldoffUs));
+      return;
+    }
+    // A faulted plugin stays out until its process restarts, as its operator now does.
+    fault.held_off_until_us = now_us(origin);
+    if (!cluster_.stop(target)) {
+      std::cerr << "chaos: " << fault.target << " with a faulted plugin did not exit on SIGTERM\n";
+      cluster_.kill(target);
+    }
+    cluster_.start(target);
+  }
+
+  // Waits until the client has been served under an epoch newer than `epoch`, by a request sent
+  // at `from_us` or later: the next blow must not fall before the checker can see that the
+  // service resumed.
+  void await_served(std::int64_t from_us, std::uint64_t epoch) {
+    testing::eventually([&] { return load_.served_since(from_us, epoch); }, kSettleLimit);
+  }
+
+  std::filesystem::path control_of(std::size_t node) { return control_ / cluster_[node].id; }
+  void tell(std::size_t node, std::initializer_list<const char*> files) {
+    for (const char* file : files) std::ofstream(control_of(node) / file).put('\n');
+  }
+
+  // One active node, every other node up and passive behind it, and all still so a moment later.
   bool settle() {
+    const auto behind = [&](std::size_t active) {
+      for (std::size_t i = 0; i < cluster_.size(); ++i) {
+        if (i != active && !cluster_.await_passive(i, std::chrono::milliseconds(0))) return false;
+      }
+      return true;
+    };
     return testing::eventually(
         [&] {
           const auto active = cluster_.single_active();
-          if (!active) return false;
-          for (std::size_t i = 0; i < cluster_.size(); ++i) {
-            if (i != *active && !cluster_.await_passive(i, std::chrono::milliseconds(0))) {
-              return false;
-            }
-          }
+          if (!active || !behind(*active)) return false;
           std::this_thread::sleep_for(std::chrono::milliseconds(300));
-          return cluster_.single_active() == active;
+          return cluster_.single_active() == active && behind(*active);
         },
         kSettleLimit);
   }
@@ -246,6 +352,8 @@ class Campaign {
 
   const Options& options_;
   NetCluster& cluster_;
+  Load& load_;
+  const std::filesystem::path control_;
   std::mt19937_64 random_;
 };
 
@@ -282,6 +390,12 @@ void print(const Report& report, const Options& options) {
     std::printf("chaos: %-18s %4d faults  outage p50 %7.1f ms  p99 %7.1f ms  max %7.1f ms\n",
                 kind.c_str(), count, quantile(outages, 0.50) / 1000.0,
                 quantile(outages, 0.99) / 1000.0, quantile(outages, 1.0) / 1000.0);
+    const auto second = report.outage_us.find(kind + "/kill");
+    if (second == report.outage_us.end()) continue;
+    std::printf("chaos: %-18s %4zu blows   outage p50 %7.1f ms  p99 %7.1f ms  max %7.1f ms\n",
+                second->first.c_str(), second->second.size(),
+                quantile(second->second, 0.50) / 1000.0, quantile(second->second, 0.99) / 1000.0,
+                quantile(second->second, 1.0) / 1000.0);
   }
   for (const auto& [refusal, count] : report.refusals) {
     std::cout << "chaos: " << count << " exchanges unanswered or refused: " << refusal << "\n";
@@ -294,10 +408,10 @@ void print(const Report& report, const Options& options) {
 }
 
 int usage(const std::string& why) {
-  std::cerr << "chaos_runner: " << why
-            << "\nusage: chaos_runner --emsnode BIN --plugins DIR [--faults N] [--seed N] "
-               "[--kinds kill,stop,partition_active,partition_passive,db_restart,clock_step] "
-               "[--logs DIR]\n";
+  std::string kinds;
+  for (const std::string& kind : kAllKinds) kinds += (kinds.empty() ? "" : ",") + kind;
+  std::cerr << "chaos_runner: " << why << "\nusage: chaos_runner --emsnode BIN --plugins DIR "
+            << "[--faults N] [--seed N] [--kinds " << kinds << "] [--logs DIR]\n";
   return 2;
 }
 
@@ -308,10 +422,11 @@ int run(int argc, char** argv) {
     const std::string arg = argv[i];
     if (i + 1 >= argc) return usage(arg + " needs a value");
     const std::string value = argv[++i];
+    // The nodes run in a folder of their own: paths are made absolute.
     if (arg == "--emsnode") {
-      options.emsnode = value;
+      options.emsnode = std::filesystem::absolute(value).string();
     } else if (arg == "--plugins") {
-      options.plugins = value;
+      options.plugins = std::filesystem::absolute(value).string();
     } else if (arg == "--faults") {
       options.faults = std::stoi(value);
     } else if (arg == "--logs") {
@@ -347,11 +462,19 @@ int run(int argc, char** argv) {
   }
 
   testing::TempDir dir;
-  NetCluster cluster(
-      options.emsnode, dir, 3,
-      "[plugin_host]\ndirs = [\"" + options.plugins +
-          "\"]\n\n[plugins.probe]\nlisten = \"0.0.0.0:" + std::to_string(kProbePort) + "\"\n",
-      /*steppable_clocks=*/true);
+  const std::filesystem::path control = dir.path() / "probe-control";
+  NetCluster cluster(options.emsnode, dir, 3,
+                     "[plugin_host]\ndirs = [\"" + options.plugins +
+                         "\"]\nrestart_backoff = " + duration(kRestartBackoffUs) +
+                         "\nfailure_grace = " + duration(kFailureGraceUs) +
+                         "\nhandover_holdoff = " + duration(kHandoverHoldoffUs) +
+                         "\nstop_deadline = " + duration(kStopDeadlineUs) +
+                         "\n\n[plugins.probe]\nlisten = \"0.0.0.0:" + std::to_string(kProbePort) +
+                         "\"\ncontrol = \"" + control.string() + "\"\n",
+                     /*steppable_clocks=*/true);
+  for (std::size_t i = 0; i < cluster.size(); ++i) {
+    std::filesystem::create_directories(control / cluster[i].id);
+  }
   cluster.start_all();
   if (!cluster.await_single_active(kSettleLimit)) {
     std::cerr << "chaos: the cluster never had one active node\n";
@@ -359,13 +482,17 @@ int run(int argc, char** argv) {
   }
   const auto origin = Clock::now();
   Load load(cluster, origin);
-  Campaign campaign(options, cluster);
+  Campaign campaign(options, cluster, load, control);
   const std::vector<Fault> faults = campaign.run(origin);
   std::this_thread::sleep_for(std::chrono::seconds(1));  // service after the last fault
   load.finish();
 
-  const Report report =
-      check(load.history(), faults, read_rows(cluster), Bounds{kLeaseTtlUs + kServiceBoundExtraUs});
+  // A plugin's failure hands over after the grace, a faulted stop after the stop deadline; the
+  // takeover after a second blow (a kill) has the same bound as a kill.
+  Bounds bounds{kLeaseTtlUs + kServiceBoundExtraUs};
+  bounds.service_gap_by_kind_us = {{"plugin_fail", kFailureGraceUs + kServiceBoundExtraUs},
+                                   {"plugin_fault", kStopDeadlineUs + kServiceBoundExtraUs}};
+  const Report report = check(load.history(), faults, read_rows(cluster), bounds);
   print(report, options);
   if (!options.logs.empty()) {
     const std::filesystem::path logs = options.logs;

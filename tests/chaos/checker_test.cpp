@@ -110,6 +110,73 @@ TEST_CASE("the checker finds a cluster that never settled after a fault") {
   CHECK(mentions(check(run.exchanges, run.faults, run.rows, run.bounds), "did not settle"));
 }
 
+// A plugin of n1 (epoch 1) fails at 100 ms (plugin_fail) or faults in a switchover
+// (plugin_fault): n2 serves under epoch 2 from 1500 ms; n2 is killed at 2000 ms and n3 serves
+// under epoch 3 from 4500 ms; n1 is to stay out until 6000 ms.
+struct PluginRun {
+  explicit PluginRun(const std::string& kind) {
+    Fault fault{kind, "n1", 100'000, 5'000'000, 1, 3, true};
+    fault.second_at_us = 2'000'000;
+    fault.epoch_second = 2;
+    fault.held_off_until_us = 6'000'000;
+    faults = {fault};
+    bounds.service_gap_by_kind_us = {{kind, 2'000'000}, {kind + "/kill", 3'000'000}};
+  }
+  std::vector<Exchange> exchanges = {read(0, "n1", 1), failed(150),         read(1500, "n2", 2),
+                                     failed(2100),     read(4500, "n3", 3), read(7000, "n3", 3)};
+  std::vector<Fault> faults;
+  std::vector<WriteRow> rows;
+  Bounds bounds{10'000'000};
+};
+
+TEST_CASE("a plugin fault's handover and the takeover after its second blow have their bounds") {
+  const std::string kind = GENERATE("plugin_fail", "plugin_fault");
+  PluginRun run(kind);
+  const Report clean = check(run.exchanges, run.faults, run.rows, run.bounds);
+  CHECK(clean.violations == std::vector<std::string>{});
+  REQUIRE(clean.outage_us.at(kind).size() == 1);
+  CHECK(clean.outage_us.at(kind)[0] == 1'401'000);  // failed at 100 ms, n2 answered at 1501 ms
+  REQUIRE(clean.outage_us.at(kind + "/kill").size() == 1);
+  CHECK(clean.outage_us.at(kind + "/kill")[0] == 2'501'000);  // killed at 2000, n3 at 4501 ms
+
+  // Each phase is judged by its own bound, not by the default one.
+  run.bounds.service_gap_by_kind_us[kind] = 1'000'000;
+  CHECK(mentions(check(run.exchanges, run.faults, run.rows, run.bounds),
+                 "service resumed after 1401 ms, beyond the bound of 1000 ms"));
+  run.bounds.service_gap_by_kind_us[kind] = 2'000'000;
+  run.bounds.service_gap_by_kind_us[kind + "/kill"] = 2'000'000;
+  CHECK(mentions(check(run.exchanges, run.faults, run.rows, run.bounds),
+                 "second blow: service resumed after 2501 ms, beyond the bound of 2000 ms"));
+}
+
+TEST_CASE("the checker finds a failed or faulted node that took the role back while held off") {
+  const std::string kind = GENERATE("plugin_fail", "plugin_fault");
+  PluginRun run(kind);
+  run.exchanges[4] = read(4500, "n1", 3);  // n1, not n3, took over after the kill
+  run.exchanges.pop_back();
+  CHECK(mentions(check(run.exchanges, run.faults, run.rows, run.bounds),
+                 "n1 served again under epoch 3 at 4501 ms while it was to stay out"));
+  // Once the hold-off is over, serving again is no fault of the node.
+  run.faults[0].held_off_until_us = 4'000'000;
+  CHECK_FALSE(mentions(check(run.exchanges, run.faults, run.rows, run.bounds), "served again"));
+}
+
+TEST_CASE("the checker finds a plugin fault without its two role changes") {
+  const std::string kind = GENERATE("plugin_fail", "plugin_fault");
+  PluginRun run(kind);
+  run.faults[0].epoch_after = 2;
+  CHECK(mentions(check(run.exchanges, run.faults, run.rows, run.bounds),
+                 "1 role changes (allowed 2..2)"));
+}
+
+TEST_CASE("the checker finds a second blow after which service never resumed") {
+  PluginRun run("plugin_fail");
+  run.exchanges.erase(run.exchanges.begin() + 4);  // no n3
+  run.exchanges.pop_back();
+  CHECK(mentions(check(run.exchanges, run.faults, run.rows, run.bounds),
+                 "second blow: service never resumed"));
+}
+
 TEST_CASE("quantiles are nearest-rank") {
   CHECK(quantile({}, 0.5) == 0);
   CHECK(quantile({5, 1, 3}, 0.5) == 3);

@@ -91,9 +91,64 @@ void check_writes(const std::vector<Exchange>& exchanges, std::vector<WriteRow> 
   }
 }
 
+// The time from `from_us` to the first answer, to a request sent from then on, under an epoch
+// newer than `epoch`; -1 if there is none before `until_us`.
+std::int64_t time_to_newer_epoch(const std::vector<Exchange>& by_sent, std::int64_t from_us,
+                                 std::uint64_t epoch, std::int64_t until_us) {
+  for (const Exchange& e : by_sent) {
+    if (e.sent_us >= until_us) break;
+    if (e.ok && e.sent_us >= from_us && e.epoch > epoch) return e.received_us - from_us;
+  }
+  return -1;
+}
+
+// The longest silence between answers from `from_us` to `until_us`; -1 if nothing answered.
+std::int64_t longest_silence(const std::vector<Exchange>& by_sent, std::int64_t from_us,
+                             std::int64_t until_us) {
+  std::int64_t last = from_us;
+  std::int64_t longest = 0;
+  for (const Exchange& e : by_sent) {
+    if (!e.ok || e.sent_us < from_us) continue;
+    if (e.sent_us >= until_us) break;
+    longest = std::max(longest, e.received_us - last);
+    last = e.received_us;
+  }
+  return last == from_us ? -1 : longest;
+}
+
+void judge_outage(const std::string& name, const std::string& kind, std::int64_t outage,
+                  const Bounds& bounds, Report& report) {
+  if (outage < 0) {
+    report.violations.push_back(name + ": service never resumed before the next fault");
+    return;
+  }
+  report.outage_us[kind].push_back(outage);
+  if (outage > bounds.service_gap(kind)) {
+    report.violations.push_back(name + ": service resumed after " + ms(outage) +
+                                ", beyond the bound of " + ms(bounds.service_gap(kind)));
+  }
+}
+
+// A node held off (or kept out with a faulted plugin) served under a newer epoch than the one it
+// lost: it took the role back while it should have stayed out.
+void check_held_off(const std::string& name, const Fault& fault,
+                    const std::vector<Exchange>& by_sent, Report& report) {
+  for (const Exchange& e : by_sent) {
+    if (e.sent_us >= fault.held_off_until_us) break;
+    if (e.ok && e.sent_us >= fault.at_us && e.node == fault.target &&
+        e.epoch > fault.epoch_before) {
+      report.violations.push_back(name + ": " + e.node + " served again under epoch " +
+                                  std::to_string(e.epoch) + " at " + ms(e.received_us) +
+                                  " while it was to stay out (until " +
+                                  ms(fault.held_off_until_us) + ")");
+      return;
+    }
+  }
+}
+
 // Service after each fault: if the fault moved the lease, the time from the fault to the first
-// answer under a newer epoch; otherwise the longest silence between answers from the fault to
-// the next fault.
+// answer under a newer epoch (and likewise from its second blow, if any); otherwise the longest
+// silence between answers from the fault to the next fault.
 void check_faults(const std::vector<Exchange>& by_sent, const std::vector<Fault>& faults,
                   const Bounds& bounds, Report& report) {
   std::uint64_t last_epoch = 0;
@@ -106,6 +161,7 @@ void check_faults(const std::vector<Exchange>& by_sent, const std::vector<Fault>
       report.violations.push_back(name + ": the lease epoch went back");
     }
     last_epoch = std::max(last_epoch, fault.epoch_after);
+    if (fault.held_off_until_us > 0) check_held_off(name, fault, by_sent, report);
     if (!fault.settled) {
       report.violations.push_back(name + ": the cluster did not settle to one active node");
       continue;
@@ -118,33 +174,19 @@ void check_faults(const std::vector<Exchange>& by_sent, const std::vector<Fault>
                                   std::to_string(allowed.most) + ")");
     }
     const std::int64_t until_us = f + 1 < faults.size() ? faults[f + 1].at_us : INT64_MAX;
-    std::int64_t outage = -1;
-    if (changes > 0) {
-      for (const Exchange& e : by_sent) {
-        if (e.ok && e.sent_us >= fault.at_us && e.epoch > fault.epoch_before) {
-          outage = e.received_us - fault.at_us;
-          break;
-        }
-      }
-    } else {
-      std::int64_t last = fault.at_us;
-      outage = 0;
-      for (const Exchange& e : by_sent) {
-        if (!e.ok || e.sent_us < fault.at_us) continue;
-        if (e.sent_us >= until_us) break;
-        outage = std::max(outage, e.received_us - last);
-        last = e.received_us;
-      }
-      if (last == fault.at_us) outage = -1;
-    }
-    if (outage < 0) {
-      report.violations.push_back(name + ": service never resumed before the next fault");
+    if (changes == 0) {
+      judge_outage(name, fault.kind, longest_silence(by_sent, fault.at_us, until_us), bounds,
+                   report);
       continue;
     }
-    report.outage_us[fault.kind].push_back(outage);
-    if (outage > bounds.service_gap_us) {
-      report.violations.push_back(name + ": service resumed after " + ms(outage) +
-                                  ", beyond the bound of " + ms(bounds.service_gap_us));
+    const std::int64_t first_until_us = fault.second_at_us > 0 ? fault.second_at_us : until_us;
+    judge_outage(name, fault.kind,
+                 time_to_newer_epoch(by_sent, fault.at_us, fault.epoch_before, first_until_us),
+                 bounds, report);
+    if (fault.second_at_us > 0) {
+      judge_outage(name + " second blow", fault.kind + "/kill",
+                   time_to_newer_epoch(by_sent, fault.second_at_us, fault.epoch_second, until_us),
+                   bounds, report);
     }
   }
 }
@@ -154,11 +196,19 @@ void check_faults(const std::vector<Exchange>& by_sent, const std::vector<Fault>
 RoleChanges role_changes_allowed(const std::string& fault_kind) {
   // The active was hit: exactly one takeover. A passive or a clock was hit: none. The database
   // restarted: the active may keep its lease (back within its renew deadline) or lose it once.
+  // A plugin failed or faulted: the handover (or the switchover), then the kill of the node
+  // that took over, and nothing more.
   if (fault_kind == "kill" || fault_kind == "stop" || fault_kind == "partition_active") {
     return {1, 1};
   }
+  if (fault_kind == "plugin_fail" || fault_kind == "plugin_fault") return {2, 2};
   if (fault_kind == "db_restart") return {0, 1};
   return {0, 0};
+}
+
+std::int64_t Bounds::service_gap(const std::string& kind) const {
+  const auto it = service_gap_by_kind_us.find(kind);
+  return it == service_gap_by_kind_us.end() ? service_gap_us : it->second;
 }
 
 Report check(std::vector<Exchange> exchanges, const std::vector<Fault>& faults,

@@ -4,15 +4,24 @@
 //   "R\n"      -> "R <node> <epoch>\n"                      a read served under <epoch>
 //   "W <id>\n" -> "OK <node> <epoch> <seq>\n"                <id> committed, fenced, as write <seq>
 //                 "FENCED <reason>\n" | "ERR <reason>\n"      nothing committed
-//   (either)   -> "ERR not serving\n" while the node has no epoch (it is fencing itself)
+//   (either)   -> "ERR not serving\n" while the node has no epoch (it is fencing itself), or
+//                 while told to report failed (below)
 // Writes go to probe_writes; `seq` comes from a counter row every write updates in its own
 // transaction, so seq order is commit order on any backend (the row lock orders the writers).
+//
+// It fails on command, as an operator's broken service would, so the campaign can test the
+// host's supervision: files in `<control>/<node id>/` (config `control`; none: never) say how.
+//   report_failed  it reports EMSNODE_HEALTH_FAILED (checked every 20 ms) and refuses requests
+//   fail_start     start fails
+//   hang_stop      stop does not return until `release` exists (60 s at most): the host faults it.
+//                  It still answers meanwhile, as abandoned code may: under epoch 0, refusing.
 #include <emsnode/plugin.hpp>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -20,6 +29,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -65,9 +75,12 @@ sockaddr_in parse_ipv4(const std::string& text) {
 class ProbePlugin final : public sdk::Plugin {
  public:
   explicit ProbePlugin(sdk::Host& host)
-      : Plugin(host), listen_(parse_ipv4(host.config().string("listen"))) {}
+      : Plugin(host),
+        listen_(parse_ipv4(host.config().string("listen"))),
+        control_(control_folder(host)) {}
 
   void start() override {
+    if (told("fail_start")) throw std::runtime_error("probe: told to fail its start");
     host().db().migrate(kSchema);
     listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     const int one = 1;
@@ -80,9 +93,16 @@ class ProbePlugin final : public sdk::Plugin {
     }
     stopping_ = false;
     thread_ = std::thread([this] { serve(); });
+    if (control_) health_timer_ = host().every(std::chrono::milliseconds(20), [this] { report(); });
   }
 
   void stop(std::chrono::milliseconds) override {
+    health_timer_ = sdk::Timer();
+    if (told("hang_stop")) {
+      for (int waited_ms = 0; waited_ms < 60'000 && !told("release"); waited_ms += 10) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
     if (!thread_.joinable()) return;
     stopping_ = true;
     thread_.join();
@@ -90,6 +110,26 @@ class ProbePlugin final : public sdk::Plugin {
   }
 
  private:
+  static std::optional<std::string> control_folder(sdk::Host& host) {
+    const auto control = host.config().find<std::string>("control");
+    if (!control) return std::nullopt;
+    return *control + "/" + std::string(host.node_id());
+  }
+
+  // Whether the control folder holds the file `what`.
+  bool told(const char* what) const {
+    struct stat st;
+    return control_ && ::stat((*control_ + "/" + what).c_str(), &st) == 0;
+  }
+
+  void report() {
+    if (told("report_failed")) {
+      host().health(EMSNODE_HEALTH_FAILED, "told to report failed");
+    } else {
+      host().health(EMSNODE_HEALTH_OK, "serving");
+    }
+  }
+
   void serve() {
     while (!stopping_) {
       pollfd p{listener_, POLLIN, 0};
@@ -120,7 +160,7 @@ class ProbePlugin final : public sdk::Plugin {
     const std::uint64_t epoch = host().epoch();
     // Epoch 0: the node is fencing itself or stopping; what it answered now would not be served
     // under any lease.
-    if (epoch == 0) return "ERR not serving";
+    if (epoch == 0 || told("report_failed")) return "ERR not serving";
     if (request == "R") return "R " + node + " " + std::to_string(epoch);
     if (request.rfind("W ", 0) != 0) return "ERR unknown request";
     try {
@@ -140,9 +180,11 @@ class ProbePlugin final : public sdk::Plugin {
   }
 
   const sockaddr_in listen_;
+  const std::optional<std::string> control_;  // the node's control folder
   int listener_ = -1;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
+  sdk::Timer health_timer_;
 };
 
 }  // namespace
