@@ -104,6 +104,22 @@ TEST_CASE("the checker finds service that resumed later than the bound") {
   CHECK(mentions(check(run.exchanges, run.faults, run.rows, run.bounds), "beyond the bound"));
 }
 
+TEST_CASE("a database restart's outage counts from when the server is back") {
+  // The server is down from 100 ms to 6000 ms (its own recovery); n2 serves from 7000 ms.
+  std::vector<Exchange> exchanges = {read(0, "n1", 1), failed(150), failed(6500),
+                                     read(7000, "n2", 2), read(8000, "n2", 2)};
+  std::vector<Fault> faults = {Fault{"db_restart", "db", 100'000, 6'000'000, 1, 2, true}};
+  const Bounds bounds{4'500'000};
+  Report report = check(exchanges, faults, {}, bounds);
+  CHECK(report.violations.empty());
+  REQUIRE(report.outage_us.at("db_restart").size() == 1);
+  CHECK(report.outage_us.at("db_restart")[0] == 1'001'000);  // back at 6000 ms, served at 7001 ms
+  // Served too long after the server was back: a violation.
+  exchanges = {read(0, "n1", 1), failed(150), read(11000, "n2", 2)};
+  report = check(exchanges, faults, {}, bounds);
+  CHECK(mentions(report, "beyond the bound"));
+}
+
 TEST_CASE("the checker finds a cluster that never settled after a fault") {
   CleanRun run;
   run.faults[0].settled = false;

@@ -174,6 +174,15 @@ void check_faults(const std::vector<Exchange>& by_sent, const std::vector<Fault>
                                   std::to_string(allowed.most) + ")");
     }
     const std::int64_t until_us = f + 1 < faults.size() ? faults[f + 1].at_us : INT64_MAX;
+    if (fault.kind == "db_restart" && fault.healed_us > fault.at_us) {
+      // How long PostgreSQL's own restart (crash recovery) takes is not the cluster's to shorten:
+      // service must resume within the bound once the server is back.
+      judge_outage(name, fault.kind,
+                   time_to_newer_epoch(by_sent, fault.healed_us,
+                                       fault.epoch_before > 0 ? fault.epoch_before - 1 : 0, until_us),
+                   bounds, report);
+      continue;
+    }
     if (changes == 0) {
       judge_outage(name, fault.kind, longest_silence(by_sent, fault.at_us, until_us), bounds,
                    report);
