@@ -34,12 +34,16 @@ Supervisor::Supervisor(PluginHost& host, SupervisionPolicy policy, Cluster clust
     : host_(host), policy_(policy), cluster_(std::move(cluster)), thread_([this] { loop(); }) {}
 
 Supervisor::~Supervisor() {
+  stop();
+}
+
+void Supervisor::stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
   wake_.notify_all();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
 }
 
 void Supervisor::loop() {
@@ -140,7 +144,7 @@ bool Supervisor::peer_ready(Clock::time_point now) {
   if (peer_checked_at_ && now - *peer_checked_at_ < kPeerCheckEvery) return peer_.has_value();
   peer_checked_at_ = now;
   try {
-    peer_ = cluster_.ready_peer();
+    peer_ = cluster_.ready_peer(false);
   } catch (const std::exception& e) {
     log_.warning("supervisor.peer_check_failed", {{"error", e.what()}});
     peer_.reset();
@@ -149,20 +153,21 @@ bool Supervisor::peer_ready(Clock::time_point now) {
   return peer_.has_value();
 }
 
-std::string Supervisor::promotion_blocker() {
-  std::string reason;
-  {
-    std::lock_guard lock(mutex_);
-    if (Clock::now() < held_off_until_) reason = holdoff_reason_;
-  }
+std::string Supervisor::standing_aside() {
   const auto plugins = host_.status();
   if (std::any_of(plugins.begin(), plugins.end(),
                   [](const PluginStatus& p) { return p.state == PluginState::faulted; })) {
-    reason = "plugin_faulted";
+    return "plugin_faulted";
   }
+  std::lock_guard lock(mutex_);
+  return Clock::now() < held_off_until_ ? holdoff_reason_ : std::string();
+}
+
+std::string Supervisor::promotion_blocker() {
+  const std::string reason = standing_aside();
   if (reason.empty()) return reason;
   // Only while another node could serve: a lone node serves what it can.
-  return cluster_.ready_peer() ? reason : std::string();
+  return cluster_.ready_peer(reason == "plugin_faulted") ? reason : std::string();
 }
 
 }  // namespace emsnode::host

@@ -49,8 +49,10 @@ struct SupervisionPolicy {
 // What the supervisor asks of the rest of the node.
 struct Cluster {
   // The id of another node that could take over now (seen recently, not paused, not held off,
-  // same or newer version), or nullopt. May read the database; called at most once a second.
-  std::function<std::optional<std::string>()> ready_peer;
+  // same or newer version), or nullopt; with `or_held_off`, a node held off after a handover
+  // counts too (it is still a better choice than a node with a faulted plugin). May read the
+  // database.
+  std::function<std::optional<std::string>(bool or_held_off)> ready_peer;
   // Starts a planned handover to `to` with `reason` (the role manager's switchover). May throw.
   std::function<void(const std::string& to, const std::string& reason)> hand_over;
 };
@@ -59,7 +61,10 @@ class Supervisor {
  public:
   // `host` must outlive this object. Starts the thread.
   Supervisor(PluginHost& host, SupervisionPolicy policy, Cluster cluster);
-  ~Supervisor();
+  ~Supervisor();  // stop()
+  // Joins the thread: no more restarts or handovers (before the node stops its role manager).
+  // The questions below still answer. Idempotent.
+  void stop();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
 
@@ -67,6 +72,9 @@ class Supervisor {
   // (plugin_faulted, plugin_failed:<id>). For the role manager, before each attempt to acquire;
   // thread-safe.
   std::string promotion_blocker();
+  // Why this node stands aside, whatever its peers: plugin_faulted, plugin_failed:<id> while held
+  // off, or "". What the node registry and the probes say of it. Thread-safe.
+  std::string standing_aside();
 
  private:
   static constexpr std::chrono::milliseconds kTick{100};

@@ -306,9 +306,18 @@ class StoreJanitor {
   std::thread thread_;
 };
 
+// Why this node is not active: the role manager's reason, unless the node stands aside for its
+// plugins (faulted, held off), which peers must see at once, whatever the role manager last
+// tried. "" while active.
+std::string not_active_reason(const role::RoleStatus& status, host::Supervisor& supervisor) {
+  if (status.role == role::Role::active) return {};
+  const std::string aside = supervisor.standing_aside();
+  return aside.empty() ? status.not_active_reason : aside;
+}
+
 // The answers of /healthz/*, from what this process knows (no database: load balancers poll).
 admin::Health health_of(const role::RoleManager& role, const host::PluginHost& plugins,
-                        const config::RoleConfig& timers) {
+                        host::Supervisor& supervisor, const config::RoleConfig& timers) {
   const role::RoleStatus status = role.status();
   admin::Health health;
   const auto quiet = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -327,15 +336,10 @@ admin::Health health_of(const role::RoleManager& role, const host::PluginHost& p
     if (health.ready.ok) health.ready.says = "ready: serving";
     return health;
   }
-  std::string reason = status.not_active_reason;
+  std::string reason = not_active_reason(status, supervisor);
   if (status.paused) reason = role::reason::kPaused;
   health.active.says = std::string(role::role_name(status.role)) +
                        (reason.empty() ? std::string() : ": " + reason);
-  const auto all = plugins.status();
-  const bool faulted = std::any_of(all.begin(), all.end(), [](const host::PluginStatus& p) {
-    return p.state == host::PluginState::faulted;
-  });
-  if (faulted) reason = role::reason::kPluginFaulted;
   health.ready.ok = status.role == role::Role::passive && role::could_take_over(reason);
   health.ready.says = health.ready.ok ? "ready" : "not ready: " + reason;
   return health;
@@ -344,14 +348,15 @@ admin::Health health_of(const role::RoleManager& role, const host::PluginHost& p
 // `seen_recently`: a node whose registry row is older is shown down.
 admin::StatusView status_view(const config::NodeConfig& config, std::string_view version,
                               const role::RoleManager& role, const host::PluginHost& plugins,
-                              db::NodeRegistry& registry, std::chrono::milliseconds seen_recently) {
+                              host::Supervisor& supervisor, db::NodeRegistry& registry,
+                              std::chrono::milliseconds seen_recently) {
   const role::RoleStatus status = role.status();
   admin::StatusView view;
   view.node_id = config.node_id;
   view.version = std::string(version);
   view.role = std::string(role::role_name(status.role));
   view.epoch = status.epoch;
-  view.not_active_reason = status.not_active_reason;
+  view.not_active_reason = not_active_reason(status, supervisor);
   view.paused = status.paused;
   view.transitions = status.transitions;
   if (status.lease) {
@@ -536,8 +541,8 @@ int run(const config::NodeConfig& config, std::string_view version) {
                          hooks_of(config.role), std::move(actions), fast_path_lock,
                          promotion_blocker, *metrics);
   host::Cluster cluster;
-  cluster.ready_peer = [&] {
-    return role::ready_peer(registry.list(), config.node_id, version, seen_recently);
+  cluster.ready_peer = [&](bool or_held_off) {
+    return role::ready_peer(registry.list(), config.node_id, version, seen_recently, or_held_off);
   };
   cluster.hand_over = [&](const std::string& to, const std::string& why) {
     role.switchover(to, why);
@@ -547,9 +552,9 @@ int run(const config::NodeConfig& config, std::string_view version) {
 
   admin::Model model;
   model.status = [&] {
-    return status_view(config, version, role, plugins, registry, seen_recently);
+    return status_view(config, version, role, plugins, *supervisor, registry, seen_recently);
   };
-  model.health = [&] { return health_of(role, plugins, config.role); };
+  model.health = [&] { return health_of(role, plugins, *supervisor, config.role); };
   model.metrics_text = [&] { return metrics->render_prometheus(); };
   model.switchover = [&](std::optional<std::string> to) {
     as_operation([&] { role.switchover(std::move(to)); });
@@ -603,7 +608,7 @@ int run(const config::NodeConfig& config, std::string_view version) {
           const role::RoleStatus status = role.status();
           try {
             registry.heartbeat(config.node_id, instance, role::role_name(status.role),
-                               status.not_active_reason, status.paused);
+                               not_active_reason(status, *supervisor), status.paused);
           } catch (const std::exception& e) {
             log.warning("node.heartbeat_failed", {{"reason", e.what()}});
           }
@@ -612,7 +617,7 @@ int run(const config::NodeConfig& config, std::string_view version) {
     events.run();
   }
 
-  supervisor.reset();  // it hands over through the role manager: first
+  supervisor->stop();  // it hands over through the role manager: first
   role.stop();
   admin.stop();
   try {

@@ -45,11 +45,13 @@ int compare_versions(std::string_view a, std::string_view b) {
 
 std::optional<std::string> ready_peer(const std::vector<db::RegisteredNode>& nodes,
                                       std::string_view self_id, std::string_view self_version,
-                                      std::chrono::milliseconds max_age) {
+                                      std::chrono::milliseconds max_age, bool or_held_off) {
   for (const db::RegisteredNode& node : nodes) {
     const db::NodeRecord& r = node.record;
     if (r.id == self_id || r.role != role_name(Role::passive) || r.paused) continue;
-    if (node.seen_ms_ago > max_age.count() || !could_take_over(r.reason)) continue;
+    const bool held_off = starts_with(r.reason, reason::kPluginFailed);
+    if (!could_take_over(r.reason) && !(or_held_off && held_off)) continue;
+    if (node.seen_ms_ago > max_age.count()) continue;
     if (compare_versions(r.version, self_version) < 0) continue;
     return r.id;
   }

@@ -23,10 +23,11 @@ bool could_take_over(std::string_view reason);
 int compare_versions(std::string_view a, std::string_view b);
 
 // The first node of `nodes` other than `self_id` that is passive, seen within `max_age`, not
-// paused, could take over for its reason, and runs `self_version` or newer; nullopt if none.
+// paused, could take over for its reason (or, with `or_held_off`, is held off after a handover:
+// plugin_failed:<id>), and runs `self_version` or newer; nullopt if none.
 std::optional<std::string> ready_peer(const std::vector<db::RegisteredNode>& nodes,
                                       std::string_view self_id, std::string_view self_version,
-                                      std::chrono::milliseconds max_age);
+                                      std::chrono::milliseconds max_age, bool or_held_off = false);
 
 // The role the cluster view shows for `node`, one truth on every node: "active" only for the
 // holder of the live lease as `lease` last read it (whatever each node last wrote about itself),

@@ -38,13 +38,14 @@ SupervisionPolicy quick_policy() {
 struct FakeCluster {
   std::mutex mutex;
   std::optional<std::string> peer;
+  std::optional<std::string> held_off_peer;  // counts only when asked `or_held_off`
   std::vector<std::pair<std::string, std::string>> handovers;  // (to, reason)
 
   Cluster cluster() {
     Cluster c;
-    c.ready_peer = [this] {
+    c.ready_peer = [this](bool or_held_off) {
       std::lock_guard lock(mutex);
-      return peer;
+      return peer ? peer : (or_held_off ? held_off_peer : std::nullopt);
     };
     c.hand_over = [this](const std::string& to, const std::string& reason) {
       std::lock_guard lock(mutex);
@@ -179,6 +180,19 @@ TEST_CASE("a required plugin down past the grace hands over to a ready peer, whi
 
   // Demoted: the node stays out while the peer could serve, and only then.
   f.host->stop_all();
+  CHECK(supervisor.standing_aside() == "plugin_failed:t-flaky");
+  CHECK(supervisor.promotion_blocker() == "plugin_failed:t-flaky");
+  {
+    std::lock_guard lock(cluster.mutex);
+    cluster.peer.reset();
+    cluster.held_off_peer = "node-c";  // held off too: no better than this node
+  }
+  CHECK(supervisor.promotion_blocker().empty());
+  {
+    std::lock_guard lock(cluster.mutex);
+    cluster.held_off_peer.reset();
+    cluster.peer = "node-b";
+  }
   CHECK(supervisor.promotion_blocker() == "plugin_failed:t-flaky");
   {
     std::lock_guard lock(cluster.mutex);
@@ -237,8 +251,16 @@ TEST_CASE("a faulted plugin is not restarted and keeps the node out while a peer
   f.host->stop_all();
   REQUIRE(f.flaky().state == PluginState::faulted);
   CHECK(supervisor.promotion_blocker().empty());  // alone: it may serve what it can
+  CHECK(supervisor.standing_aside() == "plugin_faulted");
+  // A node held off after its own handover is still the better choice.
   {
     std::lock_guard lock(cluster.mutex);
+    cluster.held_off_peer = "node-c";
+  }
+  CHECK(supervisor.promotion_blocker() == "plugin_faulted");
+  {
+    std::lock_guard lock(cluster.mutex);
+    cluster.held_off_peer.reset();
     cluster.peer = "node-b";
   }
   CHECK(supervisor.promotion_blocker() == "plugin_faulted");

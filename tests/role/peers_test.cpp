@@ -54,6 +54,12 @@ TEST_CASE("a peer that is stale, paused, older, held off or blocked is not ready
     INFO(why);
     CHECK_FALSE(ready_peer({node("a", "active", ""), peer}, "a", "0.1.0", 3s));
   }
+  // A node held off after a handover is ready only for a node whose plugin faulted.
+  const std::vector<db::RegisteredNode> held_off = {node("b", "passive", "plugin_failed:mq")};
+  CHECK_FALSE(ready_peer(held_off, "a", "0.1.0", 3s));
+  CHECK(ready_peer(held_off, "a", "0.1.0", 3s, /*or_held_off=*/true) ==
+        std::optional<std::string>("b"));
+  CHECK_FALSE(ready_peer({node("b", "passive", "plugin_faulted")}, "a", "0.1.0", 3s, true));
   // Newer is fine: the upgrade path moves the role to upgraded nodes.
   CHECK(ready_peer({node("b", "passive", "lease_held", 100, "0.2.0")}, "a", "0.1.0", 3s));
 }
