@@ -397,6 +397,8 @@ std::string PluginHost::not_serving() const {
 void PluginHost::destroy_all() {
   stop_all();
   std::lock_guard<std::mutex> lifecycle(lifecycle_mutex_);
+  if (destroyed_) return;  // the destructor after an explicit call: said once is enough
+  destroyed_ = true;
   for (auto slot = slots_.rbegin(); slot != slots_.rend(); ++slot) {
     PluginInstance& instance = *slot->instance;
     const std::string& id = instance.manifest().id;

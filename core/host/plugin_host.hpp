@@ -204,6 +204,7 @@ class PluginHost {
   PluginCatalog catalog_;
   std::mutex lifecycle_mutex_;  // one lifecycle call at a time: start_all, stop, restart
   bool serving_ = false;        // lifecycle_mutex_'s
+  bool destroyed_ = false;      // lifecycle_mutex_'s: destroy_all ran
   mutable std::mutex mutex_;    // guards slots_' states and errors, and a copy of serving_
   bool serving_seen_ = false;   // serving_, for readers that must not wait on a lifecycle call
   std::vector<Slot> slots_;     // in dependency order
