@@ -332,7 +332,9 @@ TEST_CASE("a large put from a file leaves the database to other writers between 
   CHECK(writes > 0);
   INFO("the longest small write took "
        << std::chrono::duration_cast<std::chrono::milliseconds>(longest).count() << " ms");
-  CHECK_WALL_CLOCK(longest < std::chrono::milliseconds(500));
+  // The contract, not a speed figure: a renewal that waits this long still leaves the active a
+  // second try before renew_deadline (1200 ms); on a loaded machine a commit may take 600 ms.
+  CHECK_WALL_CLOCK(longest < std::chrono::milliseconds(1000));
 }
 
 TEST_CASE("garbage collection removes only unreferenced leftovers older than the minimum age") {
