@@ -44,7 +44,7 @@ Executor::~Executor() {
 }
 
 TaskGroup::TaskGroup(Executor& executor, std::string name)
-    : executor_(executor), name_(std::move(name)) {}
+    : executor_(executor), name_(std::move(name)), slow_callback_(executor.slow_callback()) {}
 
 void TaskGroup::open() {
   std::lock_guard<std::mutex> lock(state_mutex_);
@@ -181,11 +181,11 @@ void TaskGroup::invoke(emsnode_task_fn fn, void* user_data) {
   }
   const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - began);
-  if (elapsed > executor_.slow_callback()) {
+  if (elapsed > slow_callback_) {
     log::write("host", log::Level::warning, "plugin.callback_slow",
                {{"id", name_},
                 {"elapsed_ms", std::to_string(elapsed.count())},
-                {"threshold_ms", std::to_string(executor_.slow_callback().count())}});
+                {"threshold_ms", std::to_string(slow_callback_.count())}});
   }
   callback_thread_.store(std::thread::id());
 }

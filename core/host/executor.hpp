@@ -117,6 +117,8 @@ class TaskGroup : public std::enable_shared_from_this<TaskGroup> {
 
   Executor& executor_;
   const std::string name_;
+  // A copy: a callback left running when the executor went (its thread abandoned) still reads it.
+  const std::chrono::milliseconds slow_callback_;
 
   // Held while a callback of this group runs; cancel and close take it to wait for one.
   std::timed_mutex callback_mutex_;

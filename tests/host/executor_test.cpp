@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "host/executor.hpp"
+#include "host_test_support.hpp"
 #include "support/process.hpp"
 #include "support/sanitizers.hpp"
 
@@ -179,6 +180,26 @@ TEST_CASE("the executor does not wait past its grace for a callback that never e
   CHECK_WALL_CLOCK(std::chrono::steady_clock::now() - began < 1s);
   probe.release = true;  // let the thread left behind finish
   CHECK(eventually([&] { return probe.runs == 1; }));
+}
+
+TEST_CASE("a callback that runs longer than the threshold is logged as slow, with the plugin id") {
+  testing::Sandbox box;
+  testing::LogCapture log(box.root() / "log.txt");
+  Probe probe;
+  {
+    Executor executor(1s, 100ms);
+    auto group = std::make_shared<TaskGroup>(executor, "t-slow");
+    group->open();
+    group->post(count, &probe);
+    group->post(slow, &probe);
+    REQUIRE(eventually([&] { return probe.runs == 2; }));
+    group->close(std::chrono::steady_clock::now() + 1s);
+  }  // the executor's thread is joined: its records are written
+  const std::string text = log.text();
+  CHECK(contains(text, "plugin.callback_slow id=t-slow elapsed_ms="));
+  CHECK(contains(text, "threshold_ms=100"));
+  // Once: the quick callback is not reported.
+  CHECK(text.find("plugin.callback_slow") == text.rfind("plugin.callback_slow"));
 }
 
 }  // namespace emsnode::host
