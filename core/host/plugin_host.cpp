@@ -348,7 +348,9 @@ bool PluginHost::restart(const std::string& id) {
   std::vector<bool> affected(slots_.size(), false);
   affected[index] = true;
   for (std::size_t i = index + 1; i < slots_.size(); ++i) {
-    for (const std::size_t required : slots_[i].required) affected[i] = affected[i] || affected[required];
+    for (const std::size_t required : slots_[i].required) {
+      affected[i] = affected[i] || affected[required];
+    }
   }
   for (std::size_t i = slots_.size(); i-- > index;) {
     if (affected[i] && state_of(slots_[i]) == PluginState::running) {
@@ -387,8 +389,8 @@ std::string PluginHost::not_serving() const {
     missing += plugin.id + " " +
                std::string(plugin.state == PluginState::running ? "reports failed"
                                                                 : state_name(plugin.state));
-    const std::string& why = plugin.state == PluginState::running ? plugin.health_detail
-                                                                   : plugin.last_error;
+    const std::string& why =
+        plugin.state == PluginState::running ? plugin.health_detail : plugin.last_error;
     if (!why.empty()) missing += ": " + why;
   }
   return missing;

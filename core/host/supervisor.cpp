@@ -26,8 +26,8 @@ milliseconds SupervisionPolicy::backoff(unsigned attempt, std::mt19937& random) 
   for (unsigned i = 0; i < attempt && wait < cap; ++i) wait *= 2;
   wait = std::min(wait, cap);
   std::uniform_real_distribution<double> jitter(0.75, 1.25);
-  return milliseconds(static_cast<milliseconds::rep>(static_cast<double>(wait.count()) *
-                                                     jitter(random)));
+  return milliseconds(
+      static_cast<milliseconds::rep>(static_cast<double>(wait.count()) * jitter(random)));
 }
 
 Supervisor::Supervisor(PluginHost& host, SupervisionPolicy policy, Cluster cluster)
@@ -72,10 +72,9 @@ void Supervisor::supervise(Clock::time_point now) {
     if (!is_down(plugin)) {
       const auto outage = outages_.find(plugin.id);
       if (outage != outages_.end()) {
-        log_.info("plugin.recovered",
-                  {{"id", plugin.id},
-                   {"down_ms", ms_since(outage->second.since, now)},
-                   {"restarts", std::to_string(outage->second.attempts)}});
+        log_.info("plugin.recovered", {{"id", plugin.id},
+                                       {"down_ms", ms_since(outage->second.since, now)},
+                                       {"restarts", std::to_string(outage->second.attempts)}});
         outages_.erase(outage);
       }
       continue;
@@ -86,14 +85,13 @@ void Supervisor::supervise(Clock::time_point now) {
     if (fresh) {
       outage.since = now;
       outage.next_attempt = now + policy_.backoff(0, random_);
-      log_.warning("plugin.down", {{"id", plugin.id},
-                                   {"state", std::string(state_name(plugin.state))},
-                                   {"health", std::string(health_name(plugin.health))},
-                                   {"reason", plugin.state == PluginState::running
-                                                  ? plugin.health_detail
-                                                  : plugin.last_error},
-                                   {"action", faulted ? "none: its code may still run"
-                                                      : "restart with backoff"}});
+      log_.warning("plugin.down",
+                   {{"id", plugin.id},
+                    {"state", std::string(state_name(plugin.state))},
+                    {"health", std::string(health_name(plugin.health))},
+                    {"reason", plugin.state == PluginState::running ? plugin.health_detail
+                                                                    : plugin.last_error},
+                    {"action", faulted ? "none: its code may still run" : "restart with backoff"}});
     }
     if (!faulted && now >= outage.next_attempt) {
       ++outage.attempts;

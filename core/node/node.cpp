@@ -338,8 +338,8 @@ admin::Health health_of(const role::RoleManager& role, const host::PluginHost& p
   }
   std::string reason = not_active_reason(status, supervisor);
   if (status.paused) reason = role::reason::kPaused;
-  health.active.says = std::string(role::role_name(status.role)) +
-                       (reason.empty() ? std::string() : ": " + reason);
+  health.active.says =
+      std::string(role::role_name(status.role)) + (reason.empty() ? std::string() : ": " + reason);
   health.ready.ok = status.role == role::Role::passive && role::could_take_over(reason);
   health.ready.says = health.ready.ok ? "ready" : "not ready: " + reason;
   return health;
@@ -387,13 +387,13 @@ admin::StatusView status_view(const config::NodeConfig& config, std::string_view
           std::chrono::system_clock::now() - std::chrono::milliseconds(node.seen_ms_ago);
       reason = "down since " + admin::iso8601_utc(last_seen);
     }
-    view.nodes.push_back({r.id, r.address, r.admin_address, r.version, r.backup_dir, role,
-                          reason, r.paused, node.seen_ms_ago});
+    view.nodes.push_back({r.id, r.address, r.admin_address, r.version, r.backup_dir, role, reason,
+                          r.paused, node.seen_ms_ago});
   }
   for (const host::PluginStatus& p : plugins.status()) {
     view.plugins.push_back({p.id, p.version, std::string(host::state_name(p.state)),
-                            std::string(host::health_name(p.health)), p.health_detail,
-                            p.last_error, p.restarts, p.required});
+                            std::string(host::health_name(p.health)), p.health_detail, p.last_error,
+                            p.restarts, p.required});
   }
   return view;
 }

@@ -170,10 +170,11 @@ TEST_CASE("a required plugin down past the grace hands over to a ready peer, whi
   CHECK(std::chrono::steady_clock::now() - began >= quick_policy().failure_grace);
   {
     std::lock_guard lock(cluster.mutex);
-    CHECK(cluster.handovers.at(0) == std::make_pair(std::string("node-b"),
-                                                    std::string("plugin_failed:t-flaky")));
+    CHECK(cluster.handovers.at(0) ==
+          std::make_pair(std::string("node-b"), std::string("plugin_failed:t-flaky")));
   }
-  CHECK(contains(log.text(), "supervisor.handover id=t-flaky to=node-b reason=plugin_failed:t-flaky"));
+  CHECK(contains(log.text(),
+                 "supervisor.handover id=t-flaky to=node-b reason=plugin_failed:t-flaky"));
   // Once: the handover is under way.
   std::this_thread::sleep_for(300ms);
   CHECK(cluster.handover_count() == 1);

@@ -37,8 +37,9 @@ std::function<Cluster::NodeOptions(std::size_t)> flaky_nodes(const TempDir& dir,
     Cluster::NodeOptions options;
     options.extra = "[plugin_host]\ndirs = [\"" + std::string(EMSNODE_TEST_PLUGIN_DIR) +
                     "\"]\nrestart_backoff = \"100ms\"\nfailure_grace = \"1s\"\n"
-                    "handover_holdoff = \"30s\"\nstop_deadline = \"" + stop_deadline +
-                    "\"\n\n[plugins.t-flaky]\ncontrol = \"" + control_of(dir, i).string() + "\"\n";
+                    "handover_holdoff = \"30s\"\nstop_deadline = \"" +
+                    stop_deadline + "\"\n\n[plugins.t-flaky]\ncontrol = \"" +
+                    control_of(dir, i).string() + "\"\n";
     return options;
   };
 }
@@ -75,8 +76,8 @@ TEST_CASE("an active whose required plugin stays down hands the role to the heal
   // The load balancer is told at once which part is missing...
   REQUIRE(eventually(
       [&] {
-        return healthz(cluster, *active, "active").rfind("503 active but not serving: t-flaky", 0) ==
-               0;
+        return healthz(cluster, *active, "active")
+                   .rfind("503 active but not serving: t-flaky", 0) == 0;
       },
       2s));
   const auto unhealthy_after = since(broken_at);
@@ -90,8 +91,8 @@ TEST_CASE("an active whose required plugin stays down hands the role to the heal
   CHECK(cluster.status(*active).not_active_reason == "plugin_failed:t-flaky");
   CHECK(cluster.status(*active).last_transition_reason == "plugin_failed:t-flaky");
   CHECK(healthz(cluster, *active, "ready") == "503 not ready: plugin_failed:t-flaky\n");
-  CHECK(read_file(cluster[*active].log).find("supervisor.handover id=t-flaky to=" +
-                                             cluster[other].id) != std::string::npos);
+  CHECK(read_file(cluster[*active].log)
+            .find("supervisor.handover id=t-flaky to=" + cluster[other].id) != std::string::npos);
 
   // Repaired, the node stays passive: held off, and no preemption after.
   std::filesystem::remove(control_of(dir, *active) / "fail_start");
@@ -108,7 +109,9 @@ TEST_CASE("a lone active whose plugin stays down keeps serving what it can and s
   tell(dir, 0, "fail_start");
   tell(dir, 0, "report_failed");
   REQUIRE(eventually(
-      [&] { return read_file(cluster[0].log).find("supervisor.no_peer id=t-flaky") != std::string::npos; },
+      [&] {
+        return read_file(cluster[0].log).find("supervisor.no_peer id=t-flaky") != std::string::npos;
+      },
       kGrace + 5s));
   CHECK(cluster.status(0).role == "active");
   CHECK(healthz(cluster, 0, "active").rfind("503 active but not serving: t-flaky failed", 0) == 0);
@@ -163,7 +166,8 @@ TEST_CASE("a node with a faulted plugin stays out while a healthy node can serve
   cluster.kill(3 - *first - dying);
   cluster.kill(dying);
   REQUIRE(eventually([&] { return cluster.status(*first).role == "active"; }, 2 * kLeaseTtl + 8s));
-  CHECK(healthz(cluster, *first, "active").rfind("503 active but not serving: t-flaky faulted", 0) ==
-        0);
+  CHECK(
+      healthz(cluster, *first, "active").rfind("503 active but not serving: t-flaky faulted", 0) ==
+      0);
   tell(dir, *first, "release");
 }
