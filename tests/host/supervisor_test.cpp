@@ -116,7 +116,7 @@ TEST_CASE("a plugin whose start failed is restarted once the cause is gone") {
   Supervisor supervisor(*f.host, quick_policy(), cluster.cluster());
   // Retried with backoff while the cause stays...
   CHECK(eventually([&] { return count(f.box.journal_lines(), "start_failed") >= 3; }, 5s));
-  CHECK(f.flaky().state == PluginState::failed);
+  CHECK(f.flaky().state != PluginState::running);  // failed, or starting again
   // ...and running again once it is gone, the plugin beside it untouched.
   f.forget("fail_start");
   REQUIRE(eventually([&] { return f.flaky().state == PluginState::running; }, 5s));
@@ -139,7 +139,10 @@ TEST_CASE("a running plugin that reports FAILED is stopped and started again") {
 
   f.tell("report_failed");
   REQUIRE(eventually([&] { return f.flaky().health == Health::failed; }, 2s));
-  CHECK(f.host->not_serving() == "t-flaky reports failed: told to report failed");
+  // Until the supervisor's restart (a tenth of a second later) takes it down to restart it.
+  const std::string missing = f.host->not_serving();
+  CHECK((missing == "t-flaky reports failed: told to report failed" ||
+         missing.rfind("t-flaky stopping", 0) == 0 || missing.rfind("t-flaky starting", 0) == 0));
   // Restarted again and again while it keeps failing...
   CHECK(eventually([&] { return f.flaky().restarts >= 2; }, 5s));
   f.forget("report_failed");
