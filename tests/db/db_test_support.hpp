@@ -49,8 +49,10 @@ class DbDir {
   std::string url() const { return database_ ? database_->url() : std::string(); }
   const TestServer& server() const { return database_.value().server(); }
 
-  // `busy_timeout_ms`: SQLite's busy timeout; PostgreSQL's statement_timeout.
-  std::unique_ptr<Database> open(std::int64_t busy_timeout_ms = 2000) const {
+  // `busy_timeout_ms`: SQLite's busy timeout; PostgreSQL's statement_timeout. `writes_first`:
+  // SQLite, a connection whose writes go before the process's others, as the lease's does.
+  std::unique_ptr<Database> open(std::int64_t busy_timeout_ms = 2000,
+                                 bool writes_first = false) const {
     if (database_) {
       PostgresOptions options;
       options.url = url();
@@ -62,6 +64,7 @@ class DbDir {
     }
     SqliteOptions options;
     options.busy_timeout_ms = busy_timeout_ms;
+    options.writes_first = writes_first;
     return open_sqlite(file(), options);
   }
 
