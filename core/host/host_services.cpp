@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstddef>
 #include <cstring>
 #include <istream>
 #include <optional>
@@ -934,8 +935,10 @@ emsnode_status store_remove(emsnode_host_ctx* ctx, emsnode_str key) {
   return guarded("store_remove", [&] { store->remove(store_key(context, view(key)), writer); });
 }
 
+// The 1.3 services join the table as the host builds them; until then its size stops before them,
+// so a plugin sees them as absent (the C++ wrapper's fits() says so) rather than calling NULL.
 const emsnode_host_api kHostApi = {
-    sizeof(emsnode_host_api),
+    offsetof(emsnode_host_api, command_handle),
     EMSNODE_ABI_MAJOR,
     EMSNODE_ABI_MINOR,
     set_error,
@@ -968,6 +971,13 @@ const emsnode_host_api kHostApi = {
     store_stat,
     store_list,
     store_remove,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
 };
 
 }  // namespace

@@ -89,7 +89,7 @@ class PluginContext {
   HealthReport health_;
 };
 
-// The host API table: every member filled, struct_size = sizeof(emsnode_host_api).
+// The host API table: every member it has built filled, struct_size covering exactly those.
 const emsnode_host_api& host_api();
 
 }  // namespace emsnode::host

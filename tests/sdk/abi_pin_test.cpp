@@ -27,6 +27,7 @@ const std::map<std::string, std::string> kPinnedHashes = {
     {"1.0", "cadc1f896665875bc4d4e8c577286bcc961d0b8cbaf43870a920ad35ab03b1cb"},
     {"1.1", "6731cdedbf8a2bfa67833dcfd6d508673934adaf16e412bbcce534500e0bc33e"},
     {"1.2", "259a9c760dd19757d3c948ad776ceffca8596703c6bf1ea0be747f312f54e919"},
+    {"1.3", "b1c665f60f8947729f1aed9579de81cde1e8dd6d08cfe890ffdf09f60f2e9005"},
 };
 
 std::string read_bytes(const char* path) {

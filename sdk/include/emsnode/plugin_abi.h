@@ -21,6 +21,9 @@
  *   1.1  the shared database (db_query, db_write, db_exec, db_migrate), last_error, and the
  *        status EMSNODE_FENCED.
  *   1.2  the shared file store (store_put, store_get, store_stat, store_list, store_remove).
+ *   1.3  control commands (command_handle, command_arg, command_reply, command_fail), shared
+ *        APIs between plugins (api_export, api_use), status facts (status_fact), the status
+ *        EMSNODE_INVALID and the enum emsnode_severity.
  *
  * CONVENTIONS
  *   - Strings cross as `emsnode_str` views (pointer + length, not NUL-terminated). A view passed
@@ -63,6 +66,46 @@
  *   a whole file. A put becomes visible only once complete; a get verifies the SHA-256 as it
  *   streams.
  *
+ * CONTROL COMMANDS (since 1.3)
+ *   An operator runs a plugin's commands as `emsnode <id> <command> [--arg value ...]`, or over
+ *   the admin endpoint as `POST /plugins/<id>/commands/<command>` with a JSON object of arguments.
+ *   A command is declared in plugin.toml, so the node and the CLI know it before any plugin code
+ *   runs, and its arguments are checked by the host with the same rules as the config:
+ *     [commands.install]
+ *     summary = "Install a license file for the whole cluster"
+ *     changes_state = true     # needs the admin token (default true)
+ *     active_only = true       # runs on the active node only; the CLI forwards it (default true)
+ *     [commands.install.args.file]
+ *     type = "string"          # the [config] types; a duration arrives in ms, a boolean as 0/1
+ *     required = true
+ *     description = "path of the license file"
+ *   In create, the plugin attaches one handler to each declared command (command_handle). The
+ *   handler reads its arguments (command_arg), answers with JSON (command_reply) or fails with a
+ *   line for the operator (command_fail), and returns a status the caller sees:
+ *     EMSNODE_OK (HTTP 200), EMSNODE_INVALID (400: the input is wrong, e.g. a forged file),
+ *     EMSNODE_NOT_FOUND (404: what the arguments name does not exist), EMSNODE_FENCED (409: the
+ *     node lost the lease meanwhile), EMSNODE_ERROR (500).
+ *   A command that is not active_only also runs on a passive node: it may read the shared
+ *   database and file store (every plugin is created on every node) but not write them.
+ *
+ * SHARED APIS (since 1.3)
+ *   A plugin offers other plugins a C table of functions under a versioned name `<name>.v<major>`
+ *   ("license.v1"). The exporter declares it with its minor in plugin.toml
+ *   (`exports = ["license.v1.2"]`) and hands the table over in create (api_export); a user declares
+ *   what it needs (`uses = ["license.v1"]`, or `["license.v1.2"]` for minor 2 or later) and takes
+ *   the table in its own create (api_use). The host resolves every use from the manifests before
+ *   any plugin is created, and refuses a use no enabled plugin exports, or exports at too old a
+ *   minor, naming both plugins. A use orders lifecycles as `requires` does: the exporter is
+ *   created and started before its users, stopped and destroyed after them, and restarted with
+ *   them. The table's layout follows this header's policy: it starts with its own struct_size,
+ *   grows only at the end, and a new minor appends.
+ *
+ * STATUS FACTS (since 1.3)
+ *   A plugin shows a few facts about itself in the node's status (`emsnode status`, the `/status`
+ *   JSON under the plugin, the status page): "seats" = "120 of 500", "last backup" = "2026-12-07
+ *   03:00, verified". Each has a severity that the console colours. A fact stays until it is
+ *   replaced or removed, across start and stop, so a passive node shows what it can read.
+ *
  * LIFECYCLE (driven by the host, never by the plugin)
  *   emsnode_plugin_entry -> create (every node, at boot: validate config, allocate)
  *     -> start (when the node becomes active) -> stop (when it stops being active)
@@ -80,7 +123,7 @@ extern "C" {
 #endif
 
 #define EMSNODE_ABI_MAJOR 1
-#define EMSNODE_ABI_MINOR 2
+#define EMSNODE_ABI_MINOR 3
 
 #if defined(_WIN32)
 #define EMSNODE_PLUGIN_EXPORT __declspec(dllexport)
@@ -107,6 +150,8 @@ typedef enum emsnode_status {
   EMSNODE_FENCED = 3,    /* since 1.1, db_write and db_migrate: this node does not hold the
                           * lease at its epoch (another node is active, or the lease expired);
                           * nothing was written. Stop writing: the node is being demoted. */
+  EMSNODE_INVALID = 4,   /* since 1.3, from a command handler: the operator's input is wrong
+                          * (the reason was given with command_fail) */
 } emsnode_status;
 
 typedef enum emsnode_log_level {
@@ -128,6 +173,13 @@ typedef enum emsnode_health {
   EMSNODE_HEALTH_DEGRADED = 1, /* serving, but something needs an operator's attention */
   EMSNODE_HEALTH_FAILED = 2,   /* not serving */
 } emsnode_health;
+
+/* How much a status fact needs an operator (since 1.3). */
+typedef enum emsnode_severity {
+  EMSNODE_SEVERITY_INFO = 0,     /* as it should be */
+  EMSNODE_SEVERITY_WARNING = 1,  /* needs attention soon: a license expiring, a backup late */
+  EMSNODE_SEVERITY_CRITICAL = 2, /* needs attention now: no valid license, backups failing */
+} emsnode_severity;
 
 /* The host's per-plugin context. Opaque; passed back into every host service.
  * OWNERSHIP: owned by the host; valid from create until destroy returns. */
@@ -223,6 +275,25 @@ typedef struct emsnode_store_info {
  * OWNERSHIP: `key` and `info` are the host's and valid during this call only. */
 typedef int (*emsnode_store_entry_fn)(void* user_data, emsnode_str key,
                                       const emsnode_store_info* info);
+
+/* ---- control command types (since 1.3) ---- */
+
+/* One running call of a control command, passed to its handler. Opaque.
+ * OWNERSHIP: host-owned; valid only until the handler that received it returns. */
+typedef struct emsnode_command_call emsnode_command_call;
+
+/* Runs one call of a command declared in plugin.toml (see CONTROL COMMANDS at the top). Returns
+ * EMSNODE_OK with the answer given by command_reply ({} without one), or EMSNODE_INVALID,
+ * EMSNODE_NOT_FOUND, EMSNODE_FENCED or EMSNODE_ERROR with the reason given by command_fail.
+ * THREAD: a host thread that is neither the main thread nor the executor. Calls of one plugin's
+ * commands never run concurrently with each other, nor with create or destroy; they may run
+ * concurrently with the plugin's own threads and timers. An active_only command runs only while
+ * the plugin is started: the host waits for it before calling stop, up to stop's deadline. A
+ * command that is not active_only may also run while start or stop runs. A handler should return
+ * within [plugin_host] command_timeout (default 30 s): past it the caller is told so and the
+ * handler's late answer is dropped.
+ * OWNERSHIP: `user_data` is what command_handle was given. */
+typedef emsnode_status (*emsnode_command_fn)(void* user_data, emsnode_command_call* call);
 
 /* Services the host offers to a plugin. Appended to at the end only (see VERSION POLICY). */
 typedef struct emsnode_host_api {
@@ -449,6 +520,71 @@ typedef struct emsnode_host_api {
    * and epoch), or EMSNODE_ERROR. Refused unless the plugin is started, as store_put.
    * THREAD: any. */
   emsnode_status (*store_remove)(emsnode_host_ctx* ctx, emsnode_str key);
+
+  /* ---- control commands (since 1.3; see CONTROL COMMANDS at the top) ---- */
+
+  /* Attaches `fn` to the command `name` that plugin.toml declares under [commands.<name>].
+   * Call it in create, once for each declared command: create fails when one is left without a
+   * handler. Returns EMSNODE_ERROR (reason in last_error) for a name plugin.toml does not
+   * declare, a second handler for one name, or a call outside create.
+   * THREAD: the thread running create. OWNERSHIP: `user_data` stays the plugin's and must stay
+   * valid until destroy. */
+  emsnode_status (*command_handle)(emsnode_host_ctx* ctx, emsnode_str name, emsnode_command_fn fn,
+                                   void* user_data);
+
+  /* Reads the argument `name` of the running call, already checked against its declaration,
+   * its default filled in: a string, path, address or secret arrives as EMSNODE_DB_TEXT, an
+   * integer as EMSNODE_DB_INTEGER, a float as EMSNODE_DB_FLOAT, a boolean as EMSNODE_DB_INTEGER
+   * 0 or 1, a duration as EMSNODE_DB_INTEGER milliseconds. Returns EMSNODE_NOT_FOUND when the
+   * argument is not declared, or was not given and has no default.
+   * THREAD: the thread running the handler that received `call`. OWNERSHIP: the views in `*out`
+   * are host-owned and valid until the handler returns. */
+  emsnode_status (*command_arg)(emsnode_command_call* call, emsnode_str name,
+                                emsnode_db_value* out);
+
+  /* Sets the answer of a successful call: one JSON value, usually an object, in UTF-8. The last
+   * call wins. Returns EMSNODE_ERROR (reason in last_error) for text that is not one JSON value
+   * or is larger than the admin endpoint answers (1 MiB); the answer is then left as it was.
+   * THREAD: as for command_arg. OWNERSHIP: the host copies `json`. */
+  emsnode_status (*command_reply)(emsnode_command_call* call, emsnode_str json);
+
+  /* Explains why the call failed, in one line for the operator ("signature does not verify with
+   * any vendor key"); use it before returning anything but EMSNODE_OK. The last message wins.
+   * THREAD: as for command_arg. OWNERSHIP: the host copies `message`. */
+  void (*command_fail)(emsnode_command_call* call, emsnode_str message);
+
+  /* ---- shared APIs between plugins (since 1.3; see SHARED APIS at the top) ---- */
+
+  /* Hands over the table of the API `name` ("license.v1", without the minor) that plugin.toml
+   * declares under `exports`, at the minor declared there. Call it in create, once per declared
+   * API: create fails when one is left unexported. Returns EMSNODE_ERROR (reason in last_error)
+   * for an API plugin.toml does not declare, a `minor` other than the declared one, a second
+   * export of one name, a NULL table, or a call outside create.
+   * THREAD: the thread running create. OWNERSHIP: `table` stays the plugin's: it must stay valid,
+   * unchanged, until this plugin's destroy, which the host calls after every user's destroy. The
+   * table's functions are called from the users' threads, concurrently, whether or not the
+   * exporter is started: each says what it does when its plugin is not started. */
+  emsnode_status (*api_export)(emsnode_host_ctx* ctx, emsnode_str name, uint32_t minor,
+                               const void* table);
+
+  /* Gives the table of the API `name` ("license.v1") that plugin.toml declares under `uses`, and
+   * the minor its exporter declared, which is at least the one the use asks for. Returns
+   * EMSNODE_ERROR (reason in last_error) for an API plugin.toml does not declare.
+   * THREAD: any, from create until destroy. OWNERSHIP: the table is the exporter's and valid
+   * until this plugin's destroy returns. */
+  emsnode_status (*api_use)(emsnode_host_ctx* ctx, emsnode_str name, const void** table,
+                            uint32_t* minor);
+
+  /* ---- status facts (since 1.3; see STATUS FACTS at the top) ---- */
+
+  /* Sets the fact `name` of this plugin's status panel to `value` at `severity`, replacing the
+   * fact of that name; an empty `value` removes it. Facts are shown in the order first set.
+   * `name` is 1 to 64 bytes and `value` at most 256, both UTF-8 without control characters; a
+   * plugin has at most 32 facts. Returns EMSNODE_ERROR (reason in last_error) for anything
+   * beyond those bounds, and leaves the panel as it was.
+   * THREAD: any, from create until destroy. OWNERSHIP: the host copies `name` and `value`. */
+  emsnode_status (*status_fact)(emsnode_host_ctx* ctx, emsnode_str name, emsnode_str value,
+                                emsnode_severity severity);
 } emsnode_host_api;
 
 /* What a plugin exports: its compiled-in facts and its entry points. */
