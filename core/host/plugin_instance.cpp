@@ -19,10 +19,12 @@ milliseconds since(steady_clock::time_point began) {
 const char* const kNotStdException = "an exception that is not a std::exception";
 
 // The ABI keeps a context valid until destroy returns, and a faulted plugin is never destroyed:
-// its threads may call host services for as long as the process lives.
+// its threads may call host services for as long as the process lives. So the context is never
+// freed, not even by the exit's static destructors: its task group's timers belong to an executor
+// long gone by then, and freeing them aborted the exit.
 void keep_until_exit(std::shared_ptr<PluginContext> context) {
   static std::mutex mutex;
-  static std::vector<std::shared_ptr<PluginContext>> kept;
+  static auto& kept = *new std::vector<std::shared_ptr<PluginContext>>;  // immortal on purpose
   std::lock_guard<std::mutex> lock(mutex);
   kept.push_back(std::move(context));
 }
