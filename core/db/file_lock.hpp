@@ -14,6 +14,7 @@
 // old one.
 #pragma once
 
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,5 +51,12 @@ class FileLock {
 // is "/var/lib/emsnode/emsnode.db.active.lock". Throws std::invalid_argument when `suffix` is
 // empty or contains a '/'.
 std::string lock_path(const std::string& db_path, std::string_view suffix);
+
+// A folder for this user's lock files that every process of the user on this host agrees on and
+// no other user can write to: systemd's $RUNTIME_DIRECTORY, else $XDG_RUNTIME_DIR/emsnode, else
+// /run/emsnode for root, else `fallback`. Created mode 0700 when missing. Throws
+// std::runtime_error naming the folder when it is a symbolic link, belongs to another user, or
+// others may write to it.
+std::filesystem::path runtime_lock_dir(const std::filesystem::path& fallback);
 
 }  // namespace emsnode::db

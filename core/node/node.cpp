@@ -88,13 +88,17 @@ std::unique_ptr<db::Database> open_database(const config::NodeConfig& config,
 // share. With PostgreSQL, in the temporary folder under a name derived from the database, so that
 // a node's identity lock (node-<id>) means what it means on SQLite: no other process of this host
 // runs under this id on this database.
+// SQLite's lock files sit beside its database file. PostgreSQL's are named for the database in a
+// folder all of this user's processes on the host share (two configs with one node id must meet
+// there) and no other user can write to: never in /tmp, where another user could plant a file or
+// a link first.
 std::string lock_base(const config::NodeConfig& config, const db::Database& database) {
   if (!is_postgres(config)) return config.database.path.string();
   std::uint64_t hash = 14695981039346656037ull;  // FNV-1a: stable across builds and hosts
   for (const unsigned char c : database.describe()) hash = (hash ^ c) * 1099511628211ull;
   char name[32];
   std::snprintf(name, sizeof name, "emsnode-%016llx", static_cast<unsigned long long>(hash));
-  return (std::filesystem::temp_directory_path() / name).string();
+  return (db::runtime_lock_dir(config.data_dir) / name).string();
 }
 
 // Until the database answers, a node whose PostgreSQL server is down at start-up is passive with
@@ -455,8 +459,13 @@ int run(const config::NodeConfig& config, std::string_view version) {
   std::function<void()> await_reopen = [&] {
     reopen_signal.async_wait([&](const boost::system::error_code& error, int) {
       if (error) return;
-      log::reopen();
-      log.info("log.reopened");
+      try {
+        log::reopen();
+        log.info("log.reopened");
+      } catch (const std::exception& e) {
+        // The old stream stays: a log that cannot move is better than a node that stops.
+        log.error("log.reopen_failed", {{"error", e.what()}});
+      }
       await_reopen();
     });
   };
@@ -469,19 +478,29 @@ int run(const config::NodeConfig& config, std::string_view version) {
     reopen_signal.cancel();
   });
 
+  // Every plugin's manifest, library and config section is checked before the shared database is
+  // touched: a node that is going to refuse its config neither creates nor migrates anything.
+  // Declared before the plugins, so that they are destroyed after them.
+  std::unique_ptr<db::Database> database;
+  std::unique_ptr<db::Database> lease_database;
+  std::unique_ptr<store::FileStore> file_store;
+  auto metrics = std::make_shared<metrics::MetricsRegistry>();
+  host::PluginHost plugins(config, host::PluginHost::default_search_dirs(config), metrics);
+  plugins.load();
+
   std::filesystem::create_directories(config.data_dir);
   std::filesystem::create_directories(config.backup_dir);
-  const auto database = open_database(config);
+  database = open_database(config);
   // The lease gets a connection of its own: a connection runs one transaction at a time, and a
   // plugin's long transaction must never hold up a renewal until the node fences itself.
-  const auto lease_database = open_database(config, /*for_lease=*/true);
+  lease_database = open_database(config, /*for_lease=*/true);
   if (!await_database(*database, config, version, events, stop_requested, log)) {
     log.info("node.stopped", {{"node", config.node_id}});
     log::flush();
     return 0;
   }
   prepare_schema(*database, config, log);
-  const auto file_store = open_file_store(*database, config, config.store.backend);
+  file_store = open_file_store(*database, config, config.store.backend);
   StoreJanitor janitor(*file_store, log);
 
   // The kernel drops this lock when the process dies: holding it proves that no other process on
@@ -500,11 +519,8 @@ int run(const config::NodeConfig& config, std::string_view version) {
   record.role = std::string(role::role_name(role::Role::starting));
   registry.register_node(record, identity.has_value(), 3 * config.role.lease_ttl);
 
-  auto metrics = std::make_shared<metrics::MetricsRegistry>();
-  host::PluginHost plugins(config, host::PluginHost::default_search_dirs(config), metrics);
   plugins.set_database(database.get());
   plugins.set_store(file_store.get());
-  plugins.load();
   plugins.create_all();
 
   role::Actions actions;

@@ -3,8 +3,11 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 #include <thread>
 
@@ -107,4 +110,58 @@ TEST_CASE("a lock file that cannot be created fails naming the file", "[sqlite]"
   const std::string path = (dir / "missing" / "x.lock").string();
   CHECK_THROWS_AS(FileLock::try_lock(path), std::system_error);
   CHECK_THROWS_WITH(FileLock::lock(path), Contains(path));
+}
+
+TEST_CASE("a symbolic link in a lock file's place is refused, not followed", "[sqlite]") {
+  TempDir dir;
+  const auto victim = dir.write("victim", "keep\n");
+  std::filesystem::create_symlink(victim, dir / "x.lock");
+  CHECK_THROWS_WITH(FileLock::try_lock((dir / "x.lock").string()), Contains("symbolic link"));
+  CHECK(emsnode::testing::read_file(victim) == "keep\n");
+}
+
+namespace {
+// Sets an environment variable for one scope, restoring what was there.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value) {
+      ::setenv(name, value, 1);
+    } else {
+      ::unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_, old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+}  // namespace
+
+TEST_CASE("the runtime lock folder is the user's own, created private, and refused otherwise",
+          "[sqlite]") {
+  TempDir dir;
+  const ScopedEnv no_systemd("RUNTIME_DIRECTORY", nullptr);
+  const ScopedEnv xdg("XDG_RUNTIME_DIR", dir.path().c_str());
+  const auto lock_dir = runtime_lock_dir(dir / "fallback");
+  CHECK(lock_dir == dir / "emsnode");
+  struct stat st {};
+  REQUIRE(::stat(lock_dir.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+  CHECK(runtime_lock_dir(dir / "fallback") == lock_dir);  // the same folder the next time
+
+  ::chmod(lock_dir.c_str(), 0777);
+  CHECK_THROWS_WITH(runtime_lock_dir(dir / "fallback"), Contains("others may write to it"));
+  std::filesystem::remove(lock_dir);
+  std::filesystem::create_directories(dir / "elsewhere");
+  std::filesystem::create_directory_symlink(dir / "elsewhere", lock_dir);
+  CHECK_THROWS_WITH(runtime_lock_dir(dir / "fallback"), Contains("symbolic link"));
 }

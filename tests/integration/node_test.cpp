@@ -170,6 +170,32 @@ TEST_CASE("SIGHUP makes the node reopen its log file") {
   CHECK_THAT(read_file(dir / "node.log.1"), !Catch::Contains("node.stopped"));
 }
 
+TEST_CASE("a log file that cannot be reopened on SIGHUP is reported and the node keeps its log") {
+  TempDir dir;
+  const std::uint16_t port = free_port();
+  std::filesystem::create_directories(dir / "logs");
+  Process node(
+      {kEmsnode, "--conf",
+       dir.write("node.toml", base_config() + "[log]\nconsole = false\nfile = \"logs/node.log\"\n" +
+                                  "[plugins.echo]\nlisten = \"127.0.0.1:" + std::to_string(port) +
+                                  "\"\n")
+           .string()},
+      dir.path());
+  REQUIRE(eventually([&] { return serves_echo(port); }));
+
+  // The folder is moved away and a file takes its name: the log's path cannot be opened.
+  std::filesystem::rename(dir / "logs", dir / "logs.old");
+  dir.write("logs", "not a folder\n");
+  node.signal(SIGHUP);
+  REQUIRE(eventually([&] {
+    return read_file(dir / "logs.old" / "node.log").find("log.reopen_failed") != std::string::npos;
+  }));
+  CHECK(serves_echo(port));
+  node.signal(SIGTERM);
+  REQUIRE(node.wait(10s) == 0);
+  CHECK_THAT(read_file(dir / "logs.old" / "node.log"), Catch::Contains("node.stopped"));
+}
+
 TEST_CASE("JSON logs are one object per line and plugin records carry the plugin's tag") {
   TempDir dir;
   const std::uint16_t port = free_port();
@@ -219,6 +245,8 @@ TEST_CASE("a node with a broken enabled plugin refuses to start, naming the file
   CHECK_THAT(result.err, Catch::Contains(plugin + ".so"));
   CHECK_THAT(result.err, Catch::Contains(reason));
   CHECK_THAT(result.err, !Catch::Contains("node.started"));
+  // Refused before it touched the shared database: nothing created, nothing migrated.
+  CHECK_FALSE(std::filesystem::exists(dir / "state" / "emsnode.db"));
 }
 
 TEST_CASE("a plugin that never stops does not hold the node's shutdown hostage") {
@@ -241,6 +269,20 @@ TEST_CASE("a plugin that never stops does not hold the node's shutdown hostage")
   const std::string log = read_file(dir / "node.log");
   CHECK_THAT(log, Catch::Contains("plugin.stop_deadline_missed id=t-never-stops"));
   CHECK_THAT(log, Catch::Contains("node.stopped"));
+}
+
+TEST_CASE("a symbolic link planted where a lock file goes is refused, not followed") {
+  TempDir dir;
+  const auto victim = dir.write("victim", "keep me\n");
+  std::filesystem::create_directories(dir / "state");
+  std::filesystem::create_symlink(victim, dir / "state" / "emsnode.db.node-itest");
+  const auto conf = dir.write("node.toml", base_config() + "[plugins.echo]\nlisten = \"127.0.0.1:" +
+                                               std::to_string(free_port()) + "\"\n");
+  const auto result = run({kEmsnode, "--conf", conf.string()}, dir.path(), 20s);
+  CHECK(result.status != 0);
+  CHECK_THAT(result.err, Catch::Contains("emsnode.db.node-itest"));
+  CHECK_THAT(result.err, Catch::Contains("symbolic link"));
+  CHECK(read_file(victim) == "keep me\n");
 }
 
 TEST_CASE("a secret never appears in check output or in the node's log") {
