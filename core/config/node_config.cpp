@@ -4,6 +4,8 @@
 #include <cassert>
 #include <utility>
 
+#include "config/trusted_file.hpp"
+
 namespace emsnode::config {
 namespace {
 
@@ -306,6 +308,22 @@ std::vector<std::filesystem::path> resolved_paths(Values& values, const std::str
   return paths;
 }
 
+// Hooks run with the node's power: one that another user could have written is refused where the
+// config names it. (One that does not exist yet is reported when it is run.)
+std::vector<std::filesystem::path> hook_paths(Values& values, const std::string& key,
+                                              const Context& context) {
+  auto paths = resolved_paths(values, key, context.base_dir);
+  for (const auto& path : paths) {
+    if (!std::filesystem::exists(path)) continue;
+    if (const std::string reason = untrusted_reason(path); !reason.empty()) {
+      if (const auto where = values.source(key))
+        throw ConfigError::at(*where, context.file, reason);
+      throw ConfigError(context.file, 1, 1, reason);
+    }
+  }
+  return paths;
+}
+
 log::Level level_of(const std::string& name) {
   // Validation already refused any name parse_level does not know.
   return log::parse_level(name).value_or(log::Level::info);
@@ -445,10 +463,10 @@ NodeConfig from_document(toml::table root, const std::filesystem::path& file) {
   config.role.renew_deadline = duration("role.renew_deadline");
   config.role.poll_interval = duration("role.poll_interval");
   config.role.hook_timeout = duration("role.hook_timeout");
-  config.role.pre_promote = resolved_paths(values, "role.pre_promote", context.base_dir);
-  config.role.post_promote = resolved_paths(values, "role.post_promote", context.base_dir);
-  config.role.pre_demote = resolved_paths(values, "role.pre_demote", context.base_dir);
-  config.role.post_demote = resolved_paths(values, "role.post_demote", context.base_dir);
+  config.role.pre_promote = hook_paths(values, "role.pre_promote", context);
+  config.role.post_promote = hook_paths(values, "role.post_promote", context);
+  config.role.pre_demote = hook_paths(values, "role.pre_demote", context);
+  config.role.post_demote = hook_paths(values, "role.post_demote", context);
 
   config.admin.listen = required_value<std::string>(values, "admin.listen");
   if (const auto* token = values.get<Secret>("admin.token")) config.admin.token = *token;

@@ -1,5 +1,6 @@
 #include "config/schema.hpp"
 
+#include "config/trusted_file.hpp"
 #include "log/log.hpp"
 
 #include <algorithm>
@@ -299,6 +300,9 @@ Secret read_secret_file(const toml::node& node, const Field& field, const std::s
   if (!text) throw refuse("expected a string, got " + std::string(node_kind(node)));
   if (text->get().empty()) throw refuse("the path is empty (expected a file holding the secret)");
   const auto file = resolve_path(text->get(), context.base_dir);
+  if (const std::string exposed = exposed_secret_reason(file); !exposed.empty()) {
+    throw refuse(exposed);
+  }
   std::error_code error;
   std::string secret = read_whole(file, error);
   if (error) {

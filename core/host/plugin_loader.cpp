@@ -1,6 +1,7 @@
 #include "host/plugin_loader.hpp"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,10 +9,10 @@
 #include <cstddef>
 #include <cstring>
 #include <exception>
-#include <sstream>
 #include <string>
 #include <string_view>
 
+#include "config/trusted_file.hpp"
 #include "host/host_error.hpp"
 
 namespace emsnode::host {
@@ -58,6 +59,37 @@ std::string load_error(const fs::path& file) {
   return text;
 }
 
+// A plugin library opened for loading, not through a symbolic link. Once loaded, its descriptor
+// stays open for the life of the process: the loader knows the library by the name
+// /proc/self/fd/N, and that number, reused for another library, would be taken for this one.
+class OpenLibrary {
+ public:
+  explicit OpenLibrary(const fs::path& file)
+      : fd_(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) {
+    if (fd_ < 0) {
+      const int error = errno;
+      throw HostError(file.string() + ": cannot open: " +
+                      (error == ELOOP ? std::string("it is a symbolic link (install the library "
+                                                    "itself in the plugin's folder)")
+                                      : std::string(std::strerror(error))));
+    }
+  }
+  ~OpenLibrary() {
+    if (!loaded_) ::close(fd_);
+  }
+  OpenLibrary(const OpenLibrary&) = delete;
+  OpenLibrary& operator=(const OpenLibrary&) = delete;
+
+  int fd() const { return fd_; }
+  // The path through which the loader opens this very descriptor's file.
+  std::string proc_path() const { return "/proc/self/fd/" + std::to_string(fd_); }
+  void keep_open() { loaded_ = true; }
+
+ private:
+  int fd_;
+  bool loaded_ = false;
+};
+
 void check_against_manifest(const Manifest& manifest, const emsnode_plugin_api& api) {
   const std::string lib = manifest.library.string();
   const std::string toml = manifest.file.string();
@@ -93,22 +125,8 @@ void check_entry_points(const fs::path& file, const emsnode_plugin_api& api) {
 }  // namespace
 
 void check_file_trust(const fs::path& file) {
-  struct stat st {};
-  if (::stat(file.c_str(), &st) != 0) {
-    const int error = errno;
-    throw HostError(file.string() + ": cannot stat: " + std::strerror(error));
-  }
-  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-    std::ostringstream mode;
-    mode << std::oct << (st.st_mode & 07777);
-    throw HostError(file.string() + ": writable by group or others (mode 0" + mode.str() +
-                    "); plugin files must be writable by their owner only (chmod go-w)");
-  }
-  const uid_t self = ::geteuid();
-  if (st.st_uid != 0 && st.st_uid != self) {
-    throw HostError(file.string() + ": owned by uid " + std::to_string(st.st_uid) +
-                    ", neither root nor the user running the node (uid " + std::to_string(self) +
-                    "); chown it to one of them");
+  if (const std::string reason = config::untrusted_reason(file); !reason.empty()) {
+    throw HostError(reason);
   }
 }
 
@@ -119,15 +137,23 @@ void check_manifest_abi(const Manifest& manifest) {
 LoadedLibrary load_library(const Manifest& manifest) {
   check_manifest_abi(manifest);
   check_file_trust(manifest.file);
-  check_file_trust(manifest.library);
 
+  // The library is opened once, without following a link, judged through that descriptor and
+  // loaded from that same descriptor: nobody can swap the file between the check and the load.
   const fs::path& file = manifest.library;
+  OpenLibrary opened(file);
+  if (const std::string reason = config::untrusted_reason(opened.fd(), file); !reason.empty()) {
+    throw HostError(reason);
+  }
   auto library = std::make_shared<boost::dll::shared_library>();
   boost::dll::fs::error_code ec;
   // rtld_now: an unresolved symbol is refused here, with its name, instead of crashing later.
-  library->load(file.string(), boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local,
-                ec);
-  if (ec) throw HostError(file.string() + ": cannot load library: " + load_error(file));
+  library->load(opened.proc_path(),
+                boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
+  if (ec) {
+    throw HostError(file.string() + ": cannot load library: " + load_error(opened.proc_path()));
+  }
+  opened.keep_open();
   if (!library->has(EMSNODE_PLUGIN_ENTRY_SYMBOL)) {
     throw HostError(file.string() + ": no entry point " EMSNODE_PLUGIN_ENTRY_SYMBOL
                                     " (not an emsnode plugin, or the symbol is not exported: "
@@ -160,13 +186,13 @@ LoadedLibrary load_library(const Manifest& manifest) {
   }
   check_entry_points(file, *api);
   check_against_manifest(manifest, *api);
-  return LoadedLibrary{manifest, std::move(library), api};
+  return LoadedLibrary{manifest, std::move(library), api, opened.proc_path()};
 }
 
 bool pin_library(const LoadedLibrary& loaded) {
   // RTLD_NOLOAD finds the object we already loaded; RTLD_NODELETE then marks it never to be
   // unmapped, even when every handle is closed.
-  void* handle = ::dlopen(loaded.manifest.library.c_str(), RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+  void* handle = ::dlopen(loaded.loaded_as.c_str(), RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
   if (handle == nullptr) return false;
   ::dlclose(handle);
   return true;

@@ -229,7 +229,7 @@ TEST_CASE("the database backend is sqlite or postgresql, and postgresql needs a 
 
 TEST_CASE("a postgresql database takes its url, a secret password, timeouts and TLS settings") {
   ScratchDir dir;
-  const auto password_file = dir.write("db-password", "s3cret\n");
+  const auto password_file = dir.write_secret("db-password", "s3cret\n");
   const auto config = parse(with_node(
       "[database]\nbackend = \"postgresql\"\nurl = \"postgresql://emsnode@db1:5432/emsnode\"\n"
       "password_file = \"" +
@@ -303,7 +303,7 @@ TEST_CASE("the role timers, hooks and admin endpoint have working defaults") {
 
 TEST_CASE("hooks resolve against the config folder and the admin token is a secret") {
   ScratchDir dir;
-  const auto token_file = dir.write("token", "t0ken\n");
+  const auto token_file = dir.write_secret("token", "t0ken\n");
   const auto config =
       parse(with_node("[role]\nlease_ttl = \"5s\"\npre_promote = [\"hooks/vip.sh\", "
                       "\"/usr/bin/true\"]\n[admin]\nlisten = \"127.0.0.1:9000\"\n"
@@ -316,6 +316,26 @@ TEST_CASE("hooks resolve against the config folder and the admin token is a secr
   REQUIRE(config.admin.token);
   CHECK(config.admin.token->reveal() == "t0ken");
   CHECK(to_display(*config.values.find("admin.token")) == "<redacted>");
+}
+
+TEST_CASE("a hook another user could have written is refused where the config names it") {
+  ScratchDir dir;
+  const auto hook = dir.write("hooks/vip.sh", "#!/bin/sh\nexit 0\n");
+  std::filesystem::permissions(hook, std::filesystem::perms::owner_all |
+                                         std::filesystem::perms::group_write |
+                                         std::filesystem::perms::others_exec);
+  const std::string config = with_node("[role]\npre_promote = [\"" + hook.string() + "\"]\n");
+  CHECK_THAT(refusal_line(config),
+             Catch::StartsWith("/etc/emsnode/node.toml:4:15: " + hook.string() +
+                               ": writable by group or others (mode 0721)"));
+  // The same hook in a folder every user may write to, without the sticky bit.
+  std::filesystem::permissions(hook, std::filesystem::perms::owner_all);
+  std::filesystem::permissions(hook.parent_path(), std::filesystem::perms::all);
+  CHECK_THAT(refusal_line(config),
+             Catch::StartsWith("/etc/emsnode/node.toml:4:15: " + hook.parent_path().string() +
+                               ": writable by group or others (mode 0777); a folder above"));
+  std::filesystem::permissions(hook.parent_path(), std::filesystem::perms::owner_all);
+  CHECK(parse(config).role.pre_promote == std::vector<std::filesystem::path>{hook});
 }
 
 TEST_CASE("role timers outside their ranges and a malformed admin address are refused") {

@@ -393,7 +393,7 @@ TEST_CASE("a secret is taken inline, from an environment variable, or from a sib
               ->reveal() == "from-env");
   }
   SECTION("from a file relative to the config folder, without one trailing newline") {
-    dir.write("secrets/token", "from-file\n\n");
+    dir.write_secret("secrets/token", "from-file\n\n");
     const auto values = check("\ntoken_file = \"secrets/token\"\n", schema, context);
     CHECK(values.get<Secret>("token")->reveal() == "from-file\n");
     CHECK_FALSE(values.contains("token_file"));
@@ -403,7 +403,7 @@ TEST_CASE("a secret is taken inline, from an environment variable, or from a sib
 
 TEST_CASE("a secret given both inline and through its file is refused at the file key") {
   const ScratchDir dir;
-  dir.write("token", "x");
+  dir.write_secret("token", "x");
   const auto schema = schema_of({field("token", Type::secret)});
   const auto error =
       refusal("token = \"s3cret\"\ntoken_file = \"token\"\n", schema, context_at(dir.path(), "t"));
@@ -429,9 +429,21 @@ TEST_CASE("a secret file that cannot be read is refused naming the file") {
   CHECK(refusal("token_file = \"missing\"\n", schema, context_at(dir.path())).message() ==
         "token_file: cannot read \"" + missing +
             "\": No such file or directory (expected a readable file holding the secret)");
-  dir.write("empty", "\n");
+  dir.write_secret("empty", "\n");
   CHECK_THAT(refusal("token_file = \"empty\"\n", schema, context_at(dir.path())).message(),
              Catch::Contains("is empty (expected a file holding the secret)"));
+}
+
+TEST_CASE("a secret file every user can read is refused, naming its mode") {
+  const ScratchDir dir;
+  const auto file = dir.write("token", "s3cret\n");
+  std::filesystem::permissions(file, std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::add);
+  const auto schema = schema_of({field("token", Type::secret)});
+  const auto error = refusal("token_file = \"token\"\n", schema, context_at(dir.path()));
+  CHECK_THAT(error.message(), Catch::Contains(file.string() + ": readable by every user (mode 0"));
+  CHECK_THAT(error.message(), Catch::Contains("(chmod o-r)"));
+  CHECK_THAT(error.message(), !Catch::Contains("s3cret"));
 }
 
 TEST_CASE("a _file key is accepted only beside a secret") {
@@ -443,7 +455,7 @@ TEST_CASE("a _file key is accepted only beside a secret") {
 TEST_CASE("a secret never appears in an error or in what is displayed") {
   const std::string secret = "hunter2-very-secret";
   const ScratchDir dir;
-  dir.write("token", secret + "\n");
+  dir.write_secret("token", secret + "\n");
   const ScopedEnv env("EMSNODE_TEST_SECRET", secret);
   auto token = field("token", Type::secret);
   token.check = [](const Value&) { return std::string("is too weak (expected a stronger one)"); };

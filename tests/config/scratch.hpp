@@ -40,6 +40,13 @@ class ScratchDir {
     std::ofstream(file, std::ios::binary) << text;
     return file;
   }
+  // As write, readable by its owner only, as the node asks of a secret file.
+  std::filesystem::path write_secret(const std::string& name, std::string_view text) const {
+    const auto file = write(name, text);
+    std::filesystem::permissions(
+        file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    return file;
+  }
 
  private:
   std::filesystem::path path_;

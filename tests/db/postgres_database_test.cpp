@@ -165,7 +165,7 @@ TEST_CASE("the password comes from env: or a file, and a wrong one is a clear er
       open_postgres(options_from_config(base + "password = \"env:EMSNODE_TEST_PG_PASSWORD\"\n"));
   CHECK(by_env->query("SELECT current_user").front().text(0) == "emsnode_pw");
 
-  const auto file = files.write("pg-password", server.password() + "\n");
+  const auto file = files.write_secret("pg-password", server.password() + "\n");
   auto by_file =
       open_postgres(options_from_config(base + "password_file = \"" + file.string() + "\"\n"));
   CHECK(by_file->query("SELECT current_user").front().text(0) == "emsnode_pw");

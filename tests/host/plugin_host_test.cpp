@@ -132,8 +132,8 @@ TEST_CASE("a plugin library writable by group or others is refused with its mode
   REQUIRE(::chmod(box.library("t-healthy").c_str(), 0775) == 0);
   CHECK(load_refusal(box.node_config("[plugins.t-healthy]\n")) ==
         box.library("t-healthy").string() +
-            ": writable by group or others (mode 0775); plugin files must be writable by their "
-            "owner only (chmod go-w)");
+            ": writable by group or others (mode 0775); a file the node trusts (plugin, hook) "
+            "must be writable by its owner only (chmod go-w)");
 }
 
 TEST_CASE("a manifest writable by others is refused with its mode") {
@@ -142,8 +142,8 @@ TEST_CASE("a manifest writable by others is refused with its mode") {
   REQUIRE(::chmod(box.manifest("t-healthy").c_str(), 0646) == 0);
   CHECK(load_refusal(box.node_config("[plugins.t-healthy]\n")) ==
         box.manifest("t-healthy").string() +
-            ": writable by group or others (mode 0646); plugin files must be writable by their "
-            "owner only (chmod go-w)");
+            ": writable by group or others (mode 0646); a file the node trusts (plugin, hook) "
+            "must be writable by its owner only (chmod go-w)");
 }
 
 TEST_CASE("a plugin library owned by another user is refused with its owner") {

@@ -34,6 +34,14 @@ class TempDir {
     std::ofstream(file, std::ios::binary | std::ios::trunc) << text;
     return file;
   }
+  // As write, readable by its owner only, as the node asks of a secret file.
+  std::filesystem::path write_secret(const std::filesystem::path& name,
+                                     const std::string& text) const {
+    const auto file = write(name, text);
+    std::filesystem::permissions(
+        file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    return file;
+  }
 
  private:
   std::filesystem::path path_;
