@@ -81,6 +81,11 @@ TEST_CASE("the ABI 1.0 header the compatibility tests build old plugins with is 
   CHECK(sha256_hex(read_bytes(EMSNODE_ABI_1_0_HEADER)) == kPinnedHashes.at("1.0"));
 }
 
+TEST_CASE("the ABI 1.2 header the compatibility tests build the old echo with is the shipped one") {
+  // tests/host builds the echo example of ABI 1.2 against this copy (with the 1.2 plugin.hpp).
+  CHECK(sha256_hex(read_bytes(EMSNODE_ABI_1_2_HEADER)) == kPinnedHashes.at("1.2"));
+}
+
 TEST_CASE("a C compiler and a C++ compiler lay the ABI tables out alike") {
   CHECK(emsnode_abi_c_sizeof_host_api() == sizeof(emsnode_host_api));
   CHECK(emsnode_abi_c_sizeof_plugin_api() == sizeof(emsnode_plugin_api));
