@@ -48,6 +48,8 @@ PluginCatalog PluginCatalog::scan(const std::vector<fs::path>& dirs) {
     seen.push_back(canonical);
     catalog.dirs_.push_back(dir);
     if (!fs::is_directory(dir, ec)) continue;
+    // An easy slip: naming the plugin's own folder instead of the folder that holds it.
+    if (fs::exists(dir / "plugin.toml", ec)) catalog.own_folders_.push_back(dir);
 
     for (const fs::path& folder : plugin_folders(dir)) {
       Manifest manifest;
@@ -61,8 +63,8 @@ PluginCatalog PluginCatalog::scan(const std::vector<fs::path>& dirs) {
                                       [&](const Manifest& m) { return m.id == manifest.id; });
       if (first != catalog.manifests_.end()) {
         catalog.problems_.push_back(
-            {manifest.id, "duplicate plugin id \"" + manifest.id + "\": " + first->file.string() +
-                              " and " + manifest.file.string() +
+            {manifest.id, manifest.file.string() + ": duplicate plugin id \"" + manifest.id +
+                              "\", already in " + first->file.string() +
                               " (remove one, or take one directory out of plugin_host.dirs)"});
         continue;
       }
@@ -78,6 +80,14 @@ const Manifest& PluginCatalog::find(std::string_view id) const {
   }
   for (const Manifest& manifest : manifests_) {
     if (manifest.id == id) return manifest;
+  }
+  for (const fs::path& dir : own_folders_) {
+    const fs::path parent = dir.lexically_normal().parent_path();
+    throw HostError(
+        (dir / "plugin.toml").string() + ": plugin \"" + std::string(id) +
+        "\" is enabled but not found, and plugin_host.dirs names " + dir.string() +
+        ", a plugin's own folder: name the folder that holds plugin folders, its parent " +
+        parent.string() + ", instead");
   }
   throw HostError("plugin \"" + std::string(id) + "\" is enabled but not found: no plugin.toml " +
                   "with id \"" + std::string(id) + "\" in " + describe(dirs_) +

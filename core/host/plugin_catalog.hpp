@@ -25,9 +25,9 @@ class PluginCatalog {
   // but cannot be listed.
   static PluginCatalog scan(const std::vector<std::filesystem::path>& dirs);
 
-  // The manifest of plugin `id`. Throws HostError (naming the dirs searched) when no folder
-  // holds it, and the problem's message when its manifest is unreadable or the id is found
-  // in two places.
+  // The manifest of plugin `id`. Throws HostError (naming the dirs searched, or a dir that is a
+  // plugin's own folder and so names the wrong level) when no folder holds it, and the problem's
+  // message when its manifest is unreadable or the id is found in two places.
   const Manifest& find(std::string_view id) const;
 
   // Readable manifests, one per id (the first found), in search order.
@@ -40,6 +40,7 @@ class PluginCatalog {
   std::vector<std::filesystem::path> dirs_;
   std::vector<Manifest> manifests_;
   std::vector<CatalogProblem> problems_;
+  std::vector<std::filesystem::path> own_folders_;  // dirs that hold a plugin.toml themselves
 };
 
 }  // namespace emsnode::host

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <filesystem>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@ namespace {
 using namespace std::chrono_literals;
 using emsnode::testing::Completed;
 using testing::Sandbox;
+namespace fs = std::filesystem;
 
 Completed plugin_check(const Sandbox& box, std::vector<std::string> args) {
   args.insert(args.begin(), EMSNODE_PLUGIN_CHECK);
@@ -115,6 +117,85 @@ TEST_CASE("plugin-check applies the host's refusals") {
   CHECK(contains(result.out,
                  "refused: " + box.library("t-abi-major").string() + ": built for ABI 2.0"));
   CHECK(last_line(result.out) == "FAIL t-abi-major 1.0.0: 1 problem(s): refused by the host");
+}
+
+TEST_CASE(
+    "plugin-check gives a plugin a scratch database in which it migrates and writes in start") {
+  Sandbox box;
+  box.add("t-dbuser");
+  const auto config =
+      box.dir_write("dbuser.toml", "journal = \"" + box.journal().string() + "\"\n");
+  const Completed result =
+      plugin_check(box, {box.library("t-dbuser").string(), "--config", config.string()});
+  INFO(result.out << result.err);
+  CHECK(result.status == 0);
+  CHECK(contains(result.out, "database: scratch SQLite in "));
+  CHECK(last_line(result.out) == "PASS t-dbuser 1.0.0: 10 steps, no failures, no leaks");
+  // Each start is a promotion: its row, keyed by the epoch, is a new one.
+  std::vector<std::string> starts;
+  for (const std::string& line : box.journal_lines()) {
+    if (line.rfind("start ok", 0) == 0) starts.push_back(line);
+  }
+  CHECK(starts == std::vector<std::string>{"start ok rows_in_txn=1", "start ok rows_in_txn=2"});
+}
+
+TEST_CASE("plugin-check removes its scratch database and store at exit") {
+  Sandbox box;
+  const fs::path tmp = box.root() / "tmp";
+  fs::create_directories(tmp);
+  std::vector<std::string> args = {EMSNODE_PLUGIN_CHECK, box.add("t-storeuser").string()};
+  const Completed result = emsnode::testing::run(args, box.root(), 60s, {"TMPDIR=" + tmp.string()});
+  INFO(result.out << result.err);
+  CHECK(result.status == 0);
+  CHECK(contains(result.out,
+                 "store: scratch share folder " + tmp.string() + "/emsnode-plugin-check-"));
+  CHECK(fs::is_empty(tmp));
+}
+
+TEST_CASE("plugin-check with --no-database gives a plugin that needs one no database") {
+  Sandbox box;
+  const Completed result = plugin_check(box, {box.add("t-dbuser").string(), "--no-database"});
+  INFO(result.out << result.err);
+  CHECK(result.status == 1);
+  CHECK(contains(result.out, "database: none (--no-database)\n"));
+  CHECK(contains(result.out, "no shared database"));
+  CHECK(last_line(result.out).rfind("FAIL t-dbuser 1.0.0: ", 0) == 0);
+}
+
+TEST_CASE("plugin-check gives a plugin a scratch file store, and none with --no-store") {
+  Sandbox box;
+  const auto folder = box.add("t-storeuser");
+  const Completed with_store = plugin_check(box, {folder.string()});
+  INFO(with_store.out << with_store.err);
+  CHECK(with_store.status == 0);
+  CHECK(last_line(with_store.out) == "PASS t-storeuser 1.0.0: 10 steps, no failures, no leaks");
+
+  const Completed without = plugin_check(box, {folder.string(), "--no-store"});
+  INFO(without.out << without.err);
+  CHECK(without.status == 1);
+  CHECK(contains(without.out, "store: none (--no-store)\n"));
+  CHECK(contains(without.out, "no shared file store"));
+}
+
+TEST_CASE("plugin-check --help documents its options and the config file format") {
+  Sandbox box;
+  const Completed result = plugin_check(box, {"--help"});
+  CHECK(result.status == 0);
+  CHECK(result.err.empty());
+  CHECK(contains(result.out, "usage: emsnode-plugin-check LIB_OR_DIR"));
+  for (const char* option :
+       {"--config FILE.toml", "--start-timeout", "--stop-deadline", "--no-database", "--no-store",
+        "--help", "[plugins.<id>]", "Exit status: 0 clean, 1 refused"}) {
+    CHECK(contains(result.out, option));
+  }
+}
+
+TEST_CASE("plugin-check refuses an unknown option with its usage") {
+  Sandbox box;
+  const Completed result = plugin_check(box, {box.add("t-healthy").string(), "--no-such"});
+  CHECK(result.status == 2);
+  CHECK(contains(result.err, "unexpected argument \"--no-such\""));
+  CHECK(contains(result.err, "usage: emsnode-plugin-check LIB_OR_DIR"));
 }
 
 TEST_CASE("plugin-check without a plugin prints its usage") {

@@ -166,9 +166,22 @@ TEST_CASE("the same plugin id in two directories is refused naming both manifest
   box.add("t-healthy", box.root() / "more");
   box.also_search(box.root() / "more");
   CHECK(load_refusal(box.node_config("[plugins.t-healthy]\n")) ==
-        "duplicate plugin id \"t-healthy\": " + box.manifest("t-healthy").string() + " and " +
-            (box.root() / "more" / "t-healthy" / "plugin.toml").string() +
+        (box.root() / "more" / "t-healthy" / "plugin.toml").string() +
+            ": duplicate plugin id \"t-healthy\", already in " +
+            box.manifest("t-healthy").string() +
             " (remove one, or take one directory out of plugin_host.dirs)");
+}
+
+TEST_CASE("a plugin directory that is a plugin's own folder is refused with its parent to name") {
+  Sandbox box;
+  const fs::path folder = box.add("t-healthy", box.root() / "elsewhere");
+  box.also_search(folder);
+  CHECK(load_refusal(box.node_config("[plugins.t-healthy]\n")) ==
+        (folder / "plugin.toml").string() +
+            ": plugin \"t-healthy\" is enabled but not found, and plugin_host.dirs names " +
+            folder.string() +
+            ", a plugin's own folder: name the folder that holds plugin folders, its parent " +
+            (box.root() / "elsewhere").string() + ", instead");
 }
 
 TEST_CASE("the built-in plugin directory is searched first, then plugin_host.dirs in order") {

@@ -81,6 +81,35 @@ TEST_CASE("the ABI 1.0 header the compatibility tests build old plugins with is 
   CHECK(sha256_hex(read_bytes(EMSNODE_ABI_1_0_HEADER)) == kPinnedHashes.at("1.0"));
 }
 
+TEST_CASE("the ABI 1.2 header the compatibility tests build the old echo with is the shipped one") {
+  // tests/host builds the echo example of ABI 1.2 against this copy (with the 1.2 plugin.hpp).
+  CHECK(sha256_hex(read_bytes(EMSNODE_ABI_1_2_HEADER)) == kPinnedHashes.at("1.2"));
+}
+
+TEST_CASE("the rest of the SDK 1.2 fixture is the bytes that shipped with ABI 1.2") {
+  // The wrapper headers and the echo example as they were at ABI 1.2 (tests/sdk/abi_1_2,
+  // tests/host/echo_1_2): tests/host builds them into the plugin a 1.2 user has in the field. A
+  // formatter or an edit must not touch them, or the test no longer proves that such a plugin runs.
+  const std::map<std::string, std::string> shipped = {
+      {"sdk/abi_1_2/emsnode/plugin.hpp",
+       "b3d6e02328667dbd396b9576e7d50b96864cf695c2141a8bbe9678e978fe327e"},
+      {"sdk/abi_1_2/emsnode/listen_address.hpp",
+       "b963d93982728a3ae2b8bc5dbad81b8820b488021c40f2527a269b3332d17914"},
+      {"host/echo_1_2/echo_plugin.cpp",
+       "3c728fe4dbed2ed431162d6b037389294d6391ec00e28af06c367c4d752a0bea"},
+      {"host/echo_1_2/echo_server.cpp",
+       "1e62477b5569dded3e12fa0350a82ddc410449ab29223212e1436dbc72958644"},
+      {"host/echo_1_2/echo_server.hpp",
+       "c33b3bb4a9c411026b3217228a9b11154be1d7b2e8deb4564249a97d183f8ea0"},
+      {"host/echo_1_2/plugin.toml",
+       "11433bd46db7d9bd8063cb824b633ee3c72d3b9f13e71563c0bd4541297c49f5"},
+  };
+  for (const auto& [file, hash] : shipped) {
+    INFO(file);
+    CHECK(sha256_hex(read_bytes((std::string(EMSNODE_TESTS_DIR) + "/" + file).c_str())) == hash);
+  }
+}
+
 TEST_CASE("a C compiler and a C++ compiler lay the ABI tables out alike") {
   CHECK(emsnode_abi_c_sizeof_host_api() == sizeof(emsnode_host_api));
   CHECK(emsnode_abi_c_sizeof_plugin_api() == sizeof(emsnode_plugin_api));

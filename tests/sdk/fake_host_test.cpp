@@ -5,8 +5,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstddef>
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -133,4 +137,35 @@ TEST_CASE("the fake host's lifecycle calls refuse to run without a created plugi
   CHECK_THROWS_AS(fake.start(), std::logic_error);
   CHECK_THROWS_AS(fake.stop(), std::logic_error);
   CHECK_THROWS_AS(fake.destroy(), std::logic_error);
+}
+
+TEST_CASE("the fake host refuses a manifest it cannot read or whose schema is malformed") {
+  const std::string dir = std::filesystem::temp_directory_path() /
+                          ("emsnode-fake-manifest-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto write = [&](const std::string& text) {
+    std::ofstream(dir + "/plugin.toml", std::ios::trunc) << text;
+    return dir + "/plugin.toml";
+  };
+  FakeHost fake;
+  CHECK_THROWS_WITH(fake.manifest(dir + "/missing.toml"),
+                    dir + "/missing.toml: cannot read the plugin's manifest");
+  CHECK_THROWS_WITH(fake.manifest(write("id = \"x\"\n[config.n]\ndefault = 3\n")),
+                    dir + "/plugin.toml: [config.n] has no type");
+  CHECK_THROWS_WITH(fake.manifest(write("[config.n]\ntype = \"integer\"\ndefault = \"3\n")),
+                    dir + "/plugin.toml:3: a string without its closing quote");
+  CHECK_THROWS_WITH(fake.manifest(write("[config.n]\ntype = \"integer\"\ndefault = 3x\n")),
+                    dir + "/plugin.toml:3: \"3x\" is not a value a config schema uses");
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the fake host refuses a default that does not fit its key's type, at create") {
+  const std::string file = std::filesystem::temp_directory_path() /
+                           ("emsnode-fake-default-" + std::to_string(::getpid()) + ".toml");
+  std::ofstream(file) << "[config.wait]\ntype = \"duration\"\ndefault = \"soon\"\n";
+  FakeHost fake;
+  fake.manifest(file);
+  CHECK(fake.create(&kSilentPlugin) == EMSNODE_ERROR);
+  CHECK(fake.last_error() == "config key 'wait': the manifest's default is not a duration");
+  std::filesystem::remove(file);
 }

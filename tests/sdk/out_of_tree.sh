@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds the echo example out of tree against the installed SDK, as a third party would:
 # installs the `sdk` component of <build dir> into a temporary prefix, checks the pkg-config
-# module compiles the headers on their own, configures sdk/examples/echo standalone with
-# -DCMAKE_PREFIX_PATH=<prefix>, builds it, checks the plugin directory it produced, and checks
-# that emsnode_add_plugin refuses a manifest written for another ABI.
+# module compiles the headers on their own, configures the installed copy of the example
+# (<prefix>/share/emsnode-sdk/examples/echo) standalone with -DCMAKE_PREFIX_PATH=<prefix> and
+# -DECHO_BUILD_TESTS=ON, builds it and runs its unit tests, checks the plugin directory it
+# produced and runs the installed emsnode-plugin-check on it, and checks that emsnode_add_plugin
+# refuses a manifest written for another ABI.
 #
 # Usage: out_of_tree.sh <build dir> <source dir>
 # The last line of output is plugin_dir=<path>. Everything lives under /tmp/emsnode-oot-<pid>,
@@ -18,7 +20,8 @@ build=$(cd "$1" && pwd)
 source=$(cd "$2" && pwd)
 work=/tmp/emsnode-oot-$$
 prefix=$work/prefix
-example=$source/sdk/examples/echo
+# The copy the SDK installs, as a third party gets it; the source tree's is checked against it.
+example=$prefix/share/emsnode-sdk/examples/echo
 
 cleanup() {
   if [ "${KEEP:-0}" = 1 ]; then
@@ -45,7 +48,9 @@ for f in include/emsnode/plugin_abi.h include/emsnode/plugin.hpp \
          lib/cmake/EmsnodeSDK/EmsnodeSDKConfigVersion.cmake \
          lib/cmake/EmsnodeSDK/EmsnodeSDKTargets.cmake \
          lib/cmake/EmsnodeSDK/EmsnodePlugin.cmake \
-         lib/pkgconfig/emsnode-sdk.pc; do
+         lib/pkgconfig/emsnode-sdk.pc bin/emsnode-plugin-check \
+         share/emsnode-sdk/examples/echo/CMakeLists.txt \
+         share/emsnode-sdk/examples/echo/tests/echo_test.cpp; do
   [ -f "$prefix/$f" ] || fail "the install lacks $f"
 done
 
@@ -61,8 +66,10 @@ done
 step "configuring $example against $prefix"
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
+diff -r "$source/sdk/examples/echo" "$example" >/dev/null ||
+  fail "the installed example differs from $source/sdk/examples/echo"
 cmake -S "$example" -B "$work/build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
-      -DCMAKE_PREFIX_PATH="$prefix" >"$work/configure.log" 2>&1 ||
+      -DCMAKE_PREFIX_PATH="$prefix" -DECHO_BUILD_TESTS=ON >"$work/configure.log" 2>&1 ||
   { cat "$work/configure.log" >&2; fail "configure"; }
 grep -q "EmsnodeSDK_DIR:PATH=$prefix/lib/cmake/EmsnodeSDK" "$work/build/CMakeCache.txt" ||
   fail "find_package(EmsnodeSDK) did not pick the package installed in $prefix"
@@ -70,6 +77,11 @@ grep -q "EmsnodeSDK_DIR:PATH=$prefix/lib/cmake/EmsnodeSDK" "$work/build/CMakeCac
 step "building"
 cmake --build "$work/build" -j2 >"$work/build.log" 2>&1 ||
   { cat "$work/build.log" >&2; fail "build"; }
+
+step "running the example's unit tests"
+ctest --test-dir "$work/build" --output-on-failure >"$work/test.log" 2>&1 ||
+  { cat "$work/test.log" >&2; fail "the example's unit tests"; }
+grep -q "100% tests passed" "$work/test.log" || { cat "$work/test.log" >&2; fail "no test ran"; }
 
 id=$(sed -n 's/^id *= *"\([^"]*\)".*/\1/p' "$example/plugin.toml" | head -n 1)
 plugin_dir=$work/build/plugins/$id
@@ -79,6 +91,12 @@ cmp -s "$plugin_dir/plugin.toml" "$example/plugin.toml" || fail "plugin.toml dif
 exported=$(nm -D --defined-only "$plugin_dir/$id.so" | awk '{ print $NF }' | tr '\n' ' ')
 [ "$exported" = "emsnode_plugin_entry " ] ||
   fail "$id.so must export emsnode_plugin_entry and nothing else; it exports: $exported"
+
+step "checking the plugin with the installed emsnode-plugin-check"
+"$prefix/bin/emsnode-plugin-check" "$plugin_dir" >"$work/check.log" 2>&1 ||
+  { cat "$work/check.log" >&2; fail "emsnode-plugin-check $plugin_dir"; }
+tail -n 1 "$work/check.log" | grep -q "^PASS $id " ||
+  { cat "$work/check.log" >&2; fail "emsnode-plugin-check did not pass $id"; }
 
 step "checking that emsnode_add_plugin refuses a manifest for another ABI major"
 cp -r "$example" "$work/wrong-abi"

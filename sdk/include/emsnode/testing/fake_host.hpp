@@ -16,8 +16,9 @@
 // It mirrors the node's rules where a plugin could come to depend on them: post and timers are
 // refused outside start..stop, timers still armed when stop returns are cancelled and counted as
 // leaked, health resets to OK at each start, metric names and kinds are checked, a failed host
-// call explains itself through last_error. It does not validate config against plugin.toml: set
-// every key the plugin reads (the node fills defaults).
+// call explains itself through last_error. Given the plugin's manifest (`manifest("plugin.toml")`)
+// it fills in config defaults and refuses what a node refuses (a missing required key, a value
+// out of bounds) before create; without one it checks nothing: set every key the plugin reads.
 //
 // It has no database of its own. A test that drives a plugin's SQL paths sets hooks that stand
 // for the node's database and throw to fail (sdk::FencedError plays a node that lost the lease):
@@ -29,9 +30,11 @@
 //       });
 //
 // The node's rules hold around the hooks: db_write and db_migrate are refused outside
-// start..stop, db_exec only works inside the body of its db_write, a failed db_exec spoils the
-// transaction (it rolls back whatever the body returns), and nothing but db_exec may be called
-// from a body.
+// start..stop, a migration step that creates, alters or drops a table, index or view not named
+// after the created plugin (`<id>_...`, '-' written '_') is refused, db_exec only works inside the
+// body of its db_write, a failed db_exec spoils the transaction (it rolls back whatever the body
+// returns), and nothing but db_exec may be called from a body. tests/host/
+// host_conformance_test.cpp holds the fake and the node to the same rules.
 //
 // Nor has it a file store: store hooks stand for the node's, with keys as the plugin gives them
 // (relative to its folder), content as streams, and exceptions to fail (sdk::FencedError plays a
@@ -59,11 +62,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <fstream>
 #include <functional>
 #include <initializer_list>
 #include <istream>
@@ -233,6 +238,73 @@ class FakeHost {
     if (auto found = config_.find(key); found != config_.end()) {
       config_.erase(found);
     }
+    return *this;
+  }
+
+  /// Reads the config schema of the plugin's manifest (its `[config.<key>]` tables) so that
+  /// create() hands the plugin what a node would: a key the test did not set takes its
+  /// `default`, and create fails before the plugin's create runs, last_error() saying which key
+  /// and why, as a node refuses to boot, when a `required` key is not set or a key is unknown,
+  /// of the wrong type, outside `min`..`max` or not among `choices`. A key with neither
+  /// `default` nor `required` stays absent unless set. Durations (`"500ms"`, `"2s"`) are set and
+  /// read in milliseconds; an integer set for a float key is read as a float. Unlike a node, the
+  /// fake does not resolve `env:NAME` secrets or relative paths: set what the node would pass.
+  /// Without a manifest the fake checks nothing and fills in nothing. Throws std::runtime_error
+  /// naming FILE:LINE when the file cannot be read or its schema is malformed.
+  FakeHost& manifest(const std::string& plugin_toml) {
+    std::ifstream in(plugin_toml);
+    if (!in) throw std::runtime_error(plugin_toml + ": cannot read the plugin's manifest");
+    std::map<std::string, SchemaKey, std::less<>> schema;
+    SchemaKey* current = nullptr;
+    std::string line;
+    for (int number = 1; std::getline(in, line); ++number) {
+      const auto fail = [&](const std::string& what) {
+        return std::runtime_error(plugin_toml + ":" + std::to_string(number) + ": " + what);
+      };
+      std::size_t at = skip_space(line, 0);
+      if (at >= line.size() || line[at] == '#') continue;
+      if (line[at] == '[') {
+        const std::size_t close = line.find(']', at);
+        if (close == std::string::npos) throw fail("a table header without ']'");
+        const std::string header = trim(line.substr(at + 1, close - at - 1));
+        current = nullptr;
+        if (header.rfind("config.", 0) == 0) current = &schema[header.substr(7)];
+        continue;
+      }
+      const std::size_t equals = line.find('=', at);
+      if (equals == std::string::npos) throw fail("expected key = value");
+      const std::string key = trim(line.substr(at, equals - at));
+      std::string text = line.substr(equals + 1);
+      // An array may run over several lines.
+      while (open_brackets(text) > 0 && std::getline(in, line)) {
+        ++number;
+        text += "\n" + line;
+      }
+      if (current == nullptr) continue;  // the manifest's own keys: the node checks those
+      std::size_t pos = 0;
+      const ManifestValue value = parse_manifest_value(text, pos, fail);
+      if (key == "type") {
+        current->type = std::get<std::string>(value);
+      } else if (key == "default") {
+        current->default_value = value;
+      } else if (key == "required") {
+        current->required = std::get<bool>(value);
+      } else if (key == "min") {
+        current->min = value;
+      } else if (key == "max") {
+        current->max = value;
+      } else if (key == "choices") {
+        current->choices = std::get<std::vector<std::string>>(value);
+      }
+    }
+    for (auto& [key, spec] : schema) {
+      if (spec.type.empty()) {
+        throw std::runtime_error(plugin_toml + ": [config." + key + "] has no type");
+      }
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    schema_ = std::move(schema);
+    has_schema_ = true;
     return *this;
   }
 
@@ -495,6 +567,9 @@ class FakeHost {
         !plugin->stop) {
       return refuse("the plugin's table lacks an entry point");
     }
+    if (std::string refusal = apply_schema(); !refusal.empty()) {
+      return refuse(std::move(refusal));
+    }
     void* instance = nullptr;
     const emsnode_status status = plugin->create(&api_, ctx(), &instance);
     if (status != EMSNODE_OK) {
@@ -597,6 +672,246 @@ class FakeHost {
       copied.emplace_back(view(fields[i].key), view(fields[i].value));
     }
     return copied;
+  }
+
+  // ---- the manifest's config schema ----
+
+  using ManifestValue =
+      std::variant<std::string, std::int64_t, double, bool, std::vector<std::string>>;
+  struct SchemaKey {
+    std::string type;
+    std::optional<ManifestValue> default_value;
+    bool required = false;
+    std::optional<ManifestValue> min;
+    std::optional<ManifestValue> max;
+    std::vector<std::string> choices;
+  };
+
+  static std::size_t skip_space(const std::string& text, std::size_t at) {
+    while (at < text.size() &&
+           (text[at] == ' ' || text[at] == '\t' || text[at] == '\n' || text[at] == '\r')) {
+      ++at;
+    }
+    return at;
+  }
+  static std::string trim(const std::string& text) {
+    const std::size_t begin = skip_space(text, 0);
+    std::size_t end = text.size();
+    while (end > begin &&
+           (text[end - 1] == ' ' || text[end - 1] == '\t' || text[end - 1] == '\r')) {
+      --end;
+    }
+    return text.substr(begin, end - begin);
+  }
+  // '[' minus ']' outside strings and comments.
+  static int open_brackets(const std::string& text) {
+    int depth = 0;
+    char quote = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      const char c = text[i];
+      if (quote != 0) {
+        if (c == '\\' && quote == '"') {
+          ++i;
+        } else if (c == quote) {
+          quote = 0;
+        }
+      } else if (c == '"' || c == '\'') {
+        quote = c;
+      } else if (c == '#') {
+        while (i < text.size() && text[i] != '\n') ++i;
+      } else if (c == '[') {
+        ++depth;
+      } else if (c == ']') {
+        --depth;
+      }
+    }
+    return depth;
+  }
+  // One TOML value of the kinds a config schema uses: a string, an integer, a float, a boolean
+  // or an array of strings.
+  template <typename Fail>
+  static ManifestValue parse_manifest_value(const std::string& text, std::size_t& at,
+                                            const Fail& fail) {
+    at = skip_space(text, at);
+    if (at >= text.size()) throw fail("a key without a value");
+    const char c = text[at];
+    if (c == '"' || c == '\'') {
+      std::string out;
+      for (++at; at < text.size() && text[at] != c; ++at) {
+        if (c == '"' && text[at] == '\\' && at + 1 < text.size()) {
+          const char escaped = text[++at];
+          out += escaped == 'n' ? '\n' : escaped == 't' ? '\t' : escaped;
+        } else {
+          out += text[at];
+        }
+      }
+      if (at >= text.size()) throw fail("a string without its closing quote");
+      ++at;
+      return out;
+    }
+    if (c == '[') {
+      std::vector<std::string> items;
+      ++at;
+      for (;;) {
+        at = skip_space(text, at);
+        while (at < text.size() && text[at] == '#') {
+          at = skip_space(
+              text, text.find('\n', at) == std::string::npos ? text.size() : text.find('\n', at));
+        }
+        if (at < text.size() && text[at] == ']') {
+          ++at;
+          return items;
+        }
+        const ManifestValue item = parse_manifest_value(text, at, fail);
+        if (!std::holds_alternative<std::string>(item)) throw fail("an array of non-strings");
+        items.push_back(std::get<std::string>(item));
+        at = skip_space(text, at);
+        if (at < text.size() && text[at] == ',') ++at;
+      }
+    }
+    std::size_t end = at;
+    while (end < text.size() && text[end] != ' ' && text[end] != '\t' && text[end] != ',' &&
+           text[end] != ']' && text[end] != '#' && text[end] != '\r' && text[end] != '\n') {
+      ++end;
+    }
+    std::string word = text.substr(at, end - at);
+    at = end;
+    if (word == "true" || word == "false") return word == "true";
+    word.erase(std::remove(word.begin(), word.end(), '_'), word.end());
+    const bool is_float = word.find_first_of(".eE") != std::string::npos;
+    try {
+      std::size_t used = 0;
+      if (is_float) {
+        const double value = std::stod(word, &used);
+        if (used == word.size()) return value;
+      } else {
+        const long long value = std::stoll(word, &used, 10);
+        if (used == word.size()) return static_cast<std::int64_t>(value);
+      }
+    } catch (const std::exception&) {
+      // Reported below.
+    }
+    throw fail("\"" + word + "\" is not a value a config schema uses");
+  }
+
+  // "500ms", "2s", "1.5m", "1h" in milliseconds (rounded up), or nullopt.
+  static std::optional<std::chrono::milliseconds> parse_duration_text(std::string_view text) {
+    std::size_t i = 0;
+    double number = 0;
+    bool digits = false;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+      number = number * 10 + (text[i++] - '0');
+      digits = true;
+    }
+    if (i < text.size() && text[i] == '.') {
+      double scale = 0.1;
+      for (++i; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i, scale /= 10) {
+        number += (text[i] - '0') * scale;
+      }
+    }
+    if (!digits) return std::nullopt;
+    const std::string_view unit = text.substr(i);
+    const double ms = unit == "us"   ? number / 1000
+                      : unit == "ms" ? number
+                      : unit == "s"  ? number * 1000
+                      : unit == "m"  ? number * 60000
+                      : unit == "h"  ? number * 3600000
+                                     : -1;
+    if (ms < 0) return std::nullopt;
+    return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(ms)));
+  }
+
+  // A manifest value (a default or a bound) as the config value of a key of type `type`.
+  static std::optional<ConfigValue> typed(const std::string& type, const ManifestValue& value) {
+    if (type == "integer") {
+      if (const auto* i = std::get_if<std::int64_t>(&value)) return ConfigValue(*i);
+    } else if (type == "float") {
+      if (const auto* d = std::get_if<double>(&value)) return ConfigValue(*d);
+      if (const auto* i = std::get_if<std::int64_t>(&value)) {
+        return ConfigValue(static_cast<double>(*i));
+      }
+    } else if (type == "boolean") {
+      if (const auto* b = std::get_if<bool>(&value)) return ConfigValue(*b);
+    } else if (type == "duration") {
+      if (const auto* text = std::get_if<std::string>(&value)) {
+        if (auto ms = parse_duration_text(*text)) return ConfigValue(*ms);
+      }
+    } else if (type == "strings") {
+      if (const auto* items = std::get_if<std::vector<std::string>>(&value)) {
+        return ConfigValue(*items);
+      }
+    } else if (const auto* text = std::get_if<std::string>(&value)) {
+      return ConfigValue(*text);  // string, secret, path, address
+    }
+    return std::nullopt;
+  }
+
+  // A number of an integer, float or duration config value, for its bounds.
+  static std::optional<double> magnitude(const ConfigValue& value) {
+    if (const auto* i = std::get_if<std::int64_t>(&value)) return static_cast<double>(*i);
+    if (const auto* d = std::get_if<double>(&value)) return *d;
+    if (const auto* ms = std::get_if<std::chrono::milliseconds>(&value)) {
+      return static_cast<double>(ms->count());
+    }
+    return std::nullopt;
+  }
+
+  // Applies the manifest's schema to the config as a node does before create: why it refuses,
+  // or empty (defaults filled in).
+  std::string apply_schema() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!has_schema_) return std::string();
+    for (const auto& [key, value] : config_) {
+      if (schema_.find(key) == schema_.end()) {
+        return "config key '" + key + "': unknown key (plugin.toml declares no [config." + key +
+               "])";
+      }
+    }
+    for (const auto& [key, spec] : schema_) {
+      const std::string label = "config key '" + key + "': ";
+      auto found = config_.find(key);
+      if (found == config_.end()) {
+        if (spec.default_value) {
+          const auto value = typed(spec.type, *spec.default_value);
+          if (!value) return label + "the manifest's default is not a " + spec.type;
+          config_[key] = *value;
+        } else if (spec.required) {
+          return label + "missing required key";
+        }
+        continue;
+      }
+      ConfigValue& value = found->second;
+      if (spec.type == "float") {
+        if (const auto* i = std::get_if<std::int64_t>(&value)) value = static_cast<double>(*i);
+      }
+      const bool type_ok =
+          spec.type == "integer"    ? std::holds_alternative<std::int64_t>(value)
+          : spec.type == "float"    ? std::holds_alternative<double>(value)
+          : spec.type == "boolean"  ? std::holds_alternative<bool>(value)
+          : spec.type == "duration" ? std::holds_alternative<std::chrono::milliseconds>(value)
+          : spec.type == "strings"  ? std::holds_alternative<std::vector<std::string>>(value)
+                                    : std::holds_alternative<std::string>(value);
+      if (!type_ok) return label + "not a " + spec.type;
+      const std::optional<double> number = magnitude(value);
+      for (const auto& [bound, is_min] :
+           {std::make_pair(&spec.min, true), std::make_pair(&spec.max, false)}) {
+        if (!*bound || !number) continue;
+        const auto limit = typed(spec.type, **bound);
+        const std::optional<double> limit_number = limit ? magnitude(*limit) : std::nullopt;
+        if (!limit_number) return label + "the manifest's bound is not a " + spec.type;
+        if (is_min ? *number < *limit_number : *number > *limit_number) {
+          return label + "out of range (" + (is_min ? "less than min" : "more than max") + ")";
+        }
+      }
+      if (!spec.choices.empty()) {
+        const auto* text = std::get_if<std::string>(&value);
+        if (text == nullptr ||
+            std::find(spec.choices.begin(), spec.choices.end(), *text) == spec.choices.end()) {
+          return label + "not one of the manifest's choices";
+        }
+      }
+    }
+    return std::string();
   }
 
   FakeHost& put(std::string key, ConfigValue value) {
@@ -840,6 +1155,98 @@ class FakeHost {
       for (const Value& value : row.columns()) columns.push_back(detail::to_db_value(value));
       if (on_row(user_data, columns.data(), columns.size()) != 0) return;
     }
+  }
+
+  // The tables, indexes and views a CREATE, ALTER or DROP statement names (lower case, without a
+  // schema qualifier), as the node reads them to keep a plugin's migrations to its own names;
+  // empty for any other statement. Quoted identifiers count as names; string literals and
+  // comments are skipped.
+  static std::vector<std::string> ddl_names(std::string_view sql) {
+    std::vector<std::string> tokens;
+    const auto is_word = [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '_' || c == '$' || static_cast<unsigned char>(c) >= 0x80;
+    };
+    for (std::size_t i = 0; i < sql.size();) {
+      const char c = sql[i];
+      if (c == '-' && i + 1 < sql.size() && sql[i + 1] == '-') {
+        while (i < sql.size() && sql[i] != '\n') ++i;
+      } else if (c == '/' && i + 1 < sql.size() && sql[i + 1] == '*') {
+        const std::size_t end = sql.find("*/", i + 2);
+        i = end == std::string_view::npos ? sql.size() : end + 2;
+      } else if (c == '\'') {
+        const std::size_t end = sql.find('\'', i + 1);
+        i = end == std::string_view::npos ? sql.size() : end + 1;
+      } else if (c == '"' || c == '`' || c == '[') {
+        const char close = c == '[' ? ']' : c;
+        const std::size_t end = sql.find(close, i + 1);
+        const std::size_t stop = end == std::string_view::npos ? sql.size() : end;
+        tokens.emplace_back(sql.substr(i + 1, stop - i - 1));
+        i = stop + 1;
+      } else if (is_word(c)) {
+        const std::size_t begin = i;
+        while (i < sql.size() && is_word(sql[i])) ++i;
+        tokens.emplace_back(sql.substr(begin, i - begin));
+      } else {
+        if (c == '.' || c == '(') tokens.emplace_back(1, c);
+        ++i;
+      }
+    }
+    for (std::string& token : tokens) {
+      std::transform(token.begin(), token.end(), token.begin(), [](char ch) {
+        return ch >= 'A' && ch <= 'Z' ? static_cast<char>(ch - 'A' + 'a') : ch;
+      });
+    }
+    std::size_t at = 0;
+    const auto next_is = [&](std::initializer_list<const char*> words) {
+      return at < tokens.size() && std::any_of(words.begin(), words.end(),
+                                               [&](const char* w) { return tokens[at] == w; });
+    };
+    const auto skip = [&](std::initializer_list<const char*> words) {
+      while (next_is(words)) ++at;
+    };
+    std::vector<std::string> names;
+    const auto take_name = [&] {
+      if (at >= tokens.size()) return;
+      std::string name = tokens[at++];
+      while (at + 1 < tokens.size() && tokens[at] == ".") {
+        name = tokens[at + 1];
+        at += 2;
+      }
+      names.push_back(name);
+    };
+    if (next_is({"create"})) {
+      ++at;
+      skip({"unique", "temp", "temporary"});
+      if (!next_is({"table", "index", "view"})) return names;
+      const bool index = tokens[at++] == "index";
+      skip({"if", "not", "exists"});
+      take_name();
+      if (index && next_is({"on"})) {
+        ++at;
+        take_name();
+      }
+    } else if (next_is({"drop"})) {
+      ++at;
+      if (!next_is({"table", "index", "view"})) return names;
+      ++at;
+      skip({"if", "exists"});
+      take_name();
+    } else if (next_is({"alter"})) {
+      ++at;
+      if (!next_is({"table"})) return names;
+      ++at;
+      skip({"if", "exists", "only"});
+      take_name();
+      for (; at + 1 < tokens.size(); ++at) {
+        if (tokens[at] == "rename" && tokens[at + 1] == "to") {
+          at += 2;
+          take_name();
+          break;
+        }
+      }
+    }
+    return names;
   }
 
   static bool valid_metric_name(std::string_view name) {
@@ -1174,10 +1581,27 @@ class FakeHost {
       std::lock_guard<std::mutex> lock(host.mutex_);
       hook = host.db_migrate_;
     }
-    if (!hook) return host.fail_call(no_database("set_db_migrate"));
+    // The plugin's id, from its table; none when a test marked the fake started without one.
+    std::string prefix;
+    {
+      std::lock_guard<std::mutex> lock(host.mutex_);
+      if (host.plugin_ != nullptr) prefix = std::string(view(host.plugin_->id)) + "_";
+    }
+    std::replace(prefix.begin(), prefix.end(), '-', '_');
     std::vector<std::string> copied;
     copied.reserve(step_count);
-    for (std::size_t i = 0; i < step_count; ++i) copied.emplace_back(view(steps[i]));
+    for (std::size_t i = 0; i < step_count; ++i) {
+      copied.emplace_back(view(steps[i]));
+      if (prefix.empty()) continue;
+      for (const std::string& name : ddl_names(copied.back())) {
+        if (name.compare(0, prefix.size(), prefix) != 0) {
+          return host.fail_call("db_migrate: step " + std::to_string(i + 1) + " touches \"" + name +
+                                "\", which is not this plugin's: its tables, indexes " +
+                                "and views are named " + prefix + "...");
+        }
+      }
+    }
+    if (!hook) return host.fail_call(no_database("set_db_migrate"));
     return host.run_hook([&] { hook(copied); });
   }
 
@@ -1279,6 +1703,8 @@ class FakeHost {
   std::string node_id_ = "fake-node";
   std::uint64_t epoch_ = 1;
   std::map<std::string, ConfigValue, std::less<>> config_;
+  std::map<std::string, SchemaKey, std::less<>> schema_;  // from manifest()
+  bool has_schema_ = false;
   emsnode_log_level log_level_ = EMSNODE_LOG_TRACE;
   std::vector<LogRecord> logs_;
   std::vector<std::unique_ptr<Metric>> metrics_;

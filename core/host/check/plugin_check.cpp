@@ -1,25 +1,29 @@
 // emsnode-plugin-check: loads one built plugin with the host's own loader and refusals, and
-// cycles it the way a node does over role flips, reporting every step and every leak.
-//
-//   emsnode-plugin-check LIB_OR_DIR [--config FILE.toml] [--start-timeout 10s]
-//                        [--stop-deadline 5s]
-//
-// LIB_OR_DIR is the plugin's folder (with plugin.toml) or its library. --config holds the
-// plugin's section as top-level keys (as under [plugins.<id>]); without it, the defaults of the
-// manifest's schema. Exit status: 0 clean, 1 refused or a problem found, 2 bad usage.
+// cycles it the way a node does over role flips, reporting every step and every leak. The
+// plugin gets a scratch shared database (the node's SQLite backend) and file store (the node's
+// share backend) in a temporary folder, with the lease held, so that a plugin that migrates and
+// writes in start, as the SDK advises, passes; the folder is removed at exit. kHelp below is the
+// user's documentation, also in sdk/README.md.
+#include <stdlib.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "config/schema.hpp"
+#include "db/database.hpp"
+#include "db/schema.hpp"
 #include "host/executor.hpp"
 #include "host/host_error.hpp"
 #include "host/host_services.hpp"
@@ -27,6 +31,8 @@
 #include "host/plugin_instance.hpp"
 #include "host/plugin_loader.hpp"
 #include "metrics/metrics.hpp"
+#include "role/lease_store.hpp"
+#include "store/file_store.hpp"
 
 namespace {
 
@@ -37,13 +43,41 @@ using std::chrono::milliseconds;
 
 constexpr const char* kUsage =
     "usage: emsnode-plugin-check LIB_OR_DIR [--config FILE.toml] [--start-timeout DURATION]\n"
-    "                            [--stop-deadline DURATION]\n";
+    "                            [--stop-deadline DURATION] [--no-database] [--no-store]\n"
+    "       emsnode-plugin-check --help\n";
+
+constexpr const char* kHelp =
+    "Loads a built emsnode plugin with the node's own loader and cycles it as a node does over\n"
+    "role flips: instance 1 create, start, stop, start, stop, stop again, destroy; instance 2\n"
+    "create, stop without start, destroy. Reports each step, timers left armed after stop and\n"
+    "threads left running after destroy.\n"
+    "\n"
+    "LIB_OR_DIR             the plugin's folder (holding plugin.toml and <id>.so) or its library\n"
+    "--config FILE.toml     the plugin's config: the keys of its [plugins.<id>] section of\n"
+    "                       node.toml, written as top-level keys, with no table header\n"
+    "                       (listen = \"127.0.0.1:18013\"); relative paths are read from FILE's\n"
+    "                       folder. Without it, the defaults of plugin.toml (a required key then\n"
+    "                       needs --config)\n"
+    "--start-timeout D      how long start may take (default 10s); D as in node.toml: 500ms, 5s\n"
+    "--stop-deadline D      how long stop may take before the plugin is faulted (default 5s)\n"
+    "--no-database          give the plugin no shared database: its db calls fail\n"
+    "--no-store             give the plugin no shared file store: its store calls fail\n"
+    "--help                 this text\n"
+    "\n"
+    "The plugin runs as the active node \"plugin-check\" of a scratch cluster: a SQLite database\n"
+    "and a share-dir file store in a temporary folder (under $TMPDIR, else /tmp), with the lease\n"
+    "held, so migrations and fenced writes in start succeed. The folder is removed at exit.\n"
+    "\n"
+    "Exit status: 0 clean, 1 refused by the host or a problem found, 2 bad usage.\n";
 
 struct Options {
   fs::path target;
   std::optional<fs::path> config;
   milliseconds start_timeout{10000};
   milliseconds stop_deadline{5000};
+  bool database = true;
+  bool store = true;
+  bool help = false;
 };
 
 std::optional<Options> parse_options(int argc, char** argv) {
@@ -52,7 +86,10 @@ std::optional<Options> parse_options(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     const bool has_value = i + 1 < argc;
-    if (arg == "--config" && has_value) {
+    if (arg == "--help" || arg == "-h") {
+      options.help = true;
+      return options;
+    } else if (arg == "--config" && has_value) {
       options.config = fs::absolute(argv[++i]);
     } else if ((arg == "--start-timeout" || arg == "--stop-deadline") && has_value) {
       const auto duration = emsnode::config::parse_duration(argv[++i]);
@@ -61,6 +98,10 @@ std::optional<Options> parse_options(int argc, char** argv) {
         return std::nullopt;
       }
       (arg == "--start-timeout" ? options.start_timeout : options.stop_deadline) = *duration;
+    } else if (arg == "--no-database") {
+      options.database = false;
+    } else if (arg == "--no-store") {
+      options.store = false;
     } else if (!arg.empty() && arg[0] != '-' && !have_target) {
       options.target = fs::absolute(arg);
       have_target = true;
@@ -72,6 +113,88 @@ std::optional<Options> parse_options(int argc, char** argv) {
   if (!have_target) return std::nullopt;
   return options;
 }
+
+// A temporary folder, removed with everything in it when this object goes.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern =
+        (fs::path(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") / "emsnode-plugin-check-XXXXXX")
+            .string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      throw std::runtime_error(pattern +
+                               ": cannot create a scratch folder: " + std::strerror(errno));
+    }
+    path_ = pattern;
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  ~ScratchDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// The cluster a plugin under check belongs to: the node's own SQLite backend and share-dir store
+// in a scratch folder, and the lease held by the checking node, so that fenced writes succeed.
+class ScratchCluster {
+ public:
+  static constexpr const char* kNodeId = "plugin-check";
+
+  ScratchCluster(bool with_database, bool with_store) : database_for_plugin_(with_database) {
+    database_ = emsnode::db::open_sqlite((dir_.path() / "cluster.db").string());
+    emsnode::db::migrate_core(*database_, kNodeId);
+    promote();
+    if (with_store) {
+      const fs::path share = dir_.path() / "store";
+      fs::create_directories(share);
+      store_ = emsnode::store::open_share_store(*database_, share.string());
+    }
+  }
+  ScratchCluster(const ScratchCluster&) = delete;
+  ScratchCluster& operator=(const ScratchCluster&) = delete;
+  ~ScratchCluster() {
+    if (!in_use_after_exit_) return;
+    // A faulted plugin's abandoned call may still be running and use them: keep them until the
+    // process exits (the folder goes with dir_ all the same).
+    static_cast<void>(store_.release());
+    static_cast<void>(database_.release());
+  }
+
+  // Takes the lease afresh (releasing the one held), as a node's promotion does: a new epoch.
+  // Lasts longer than any check runs, since nothing renews it.
+  std::uint64_t promote() {
+    emsnode::role::SqlLeaseStore lease(*database_);
+    if (epoch_ != 0) lease.release(kNodeId, epoch_);
+    const emsnode::role::AcquireResult acquired =
+        lease.try_acquire(kNodeId, std::chrono::hours(24), false);
+    if (!acquired.acquired) throw std::runtime_error("the scratch database refused the lease");
+    epoch_ = acquired.epoch;
+    return epoch_;
+  }
+
+  std::uint64_t epoch() const { return epoch_; }
+  emsnode::db::Database* database() const {
+    return database_for_plugin_ ? database_.get() : nullptr;
+  }
+  emsnode::store::FileStore* store() const { return store_.get(); }
+  const fs::path& path() const { return dir_.path(); }
+  void keep_until_exit() { in_use_after_exit_ = true; }
+
+ private:
+  ScratchDir dir_;
+  std::unique_ptr<emsnode::db::Database> database_;
+  std::unique_ptr<emsnode::store::FileStore> store_;
+  std::uint64_t epoch_ = 0;
+  // The store needs the database (its catalog) even when the plugin is given none.
+  bool database_for_plugin_;
+  bool in_use_after_exit_ = false;
+};
 
 // Threads of this process, as the kernel counts them.
 std::size_t count_threads() {
@@ -123,16 +246,20 @@ emsnode::config::Values plugin_values(const emsnode::host::Manifest& manifest,
 // Runs the steps and collects what went wrong.
 class Checker {
  public:
+  // `cluster` must outlive this object.
   Checker(emsnode::host::LoadedLibrary library, emsnode::config::Values values,
-          const Options& options)
+          const Options& options, ScratchCluster& cluster)
       : library_(std::move(library)),
         values_(std::move(values)),
         options_(options),
+        cluster_(cluster),
         shared_(std::make_shared<emsnode::host::HostShared>()),
         executor_(options.stop_deadline) {
-    shared_->node_id = "plugin-check";
-    shared_->epoch.store(1);
+    shared_->node_id = ScratchCluster::kNodeId;
+    shared_->epoch.store(cluster.epoch());
     shared_->metrics = std::make_shared<emsnode::metrics::MetricsRegistry>();
+    shared_->database.store(cluster.database());
+    shared_->store.store(cluster.store());
   }
 
   void run() {
@@ -160,6 +287,8 @@ class Checker {
     if (!step("create", instance->create())) return;
     for (const char* name : {"start", "stop", "start", "stop", "stop again"}) {
       const bool is_start = std::string(name) == "start";
+      // Each start is a promotion of the node: writes of this active period carry a new epoch.
+      if (is_start) shared_->epoch.store(cluster_.promote());
       const CallOutcome outcome = is_start ? instance->start(options_.start_timeout)
                                            : instance->stop(options_.stop_deadline);
       if (!step(name, outcome)) return;
@@ -214,6 +343,7 @@ class Checker {
 
   void check_threads(std::size_t before) {
     if (faulted_) {
+      cluster_.keep_until_exit();
       std::cout << "threads: not counted (a call was abandoned and may still run)\n";
       return;
     }
@@ -236,6 +366,7 @@ class Checker {
   emsnode::host::LoadedLibrary library_;
   emsnode::config::Values values_;
   Options options_;
+  ScratchCluster& cluster_;
   std::shared_ptr<emsnode::host::HostShared> shared_;
   emsnode::host::Executor executor_;
   std::vector<std::string> problems_;
@@ -262,23 +393,41 @@ int main(int argc, char** argv) {
     std::cerr << kUsage;
     return 2;
   }
+  if (options->help) {
+    std::cout << kUsage << "\n" << kHelp;
+    return 0;
+  }
   std::string who = options->target.string();
   try {
     const emsnode::host::Manifest manifest = read_target_manifest(options->target);
     who = manifest.id + " " + manifest.version;
     emsnode::config::Values values = plugin_values(manifest, options->config);
     emsnode::host::LoadedLibrary library = emsnode::host::load_library(manifest);
+    ScratchCluster cluster(options->database, options->store);
     std::cout << "plugin: " << manifest.id << " " << manifest.version << " (ABI "
               << manifest.abi_major << "." << manifest.abi_minor << ") "
               << manifest.library.string() << "\n"
               << "config: "
-              << (options->config ? options->config->string() : "defaults from plugin.toml")
+              << (options->config ? options->config->string() : "defaults from plugin.toml") << "\n"
+              << "database: "
+              << (options->database ? "scratch SQLite in " + cluster.path().string() +
+                                          ", the lease held: a new epoch at each start"
+                                    : std::string("none (--no-database)"))
+              << "\n"
+              << "store: "
+              << (options->store ? "scratch share folder " + (cluster.path() / "store").string()
+                                 : std::string("none (--no-store)"))
               << "\n";
-    Checker checker(std::move(library), std::move(values), *options);
+    // Declared after the cluster: the plugin's calls end before its database and store close.
+    Checker checker(std::move(library), std::move(values), *options, cluster);
     checker.run();
     return verdict(who, checker.problems(), checker.steps());
   } catch (const emsnode::host::HostError& e) {
     std::cout << "refused: " << e.what() << "\n";
     return verdict(who, {"refused by the host"}, 0);
+  } catch (const std::exception& e) {
+    // The scratch cluster could not be set up: nothing of the plugin was judged.
+    std::cerr << "emsnode-plugin-check: " << e.what() << "\n";
+    return 1;
   }
 }
