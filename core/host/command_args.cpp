@@ -127,7 +127,7 @@ config::Values check_command_args(const CommandSpec& command, const json& args,
   }
 }
 
-config::Values check_command_args(const CommandSpec& command, std::string_view json_text,
+config::Values parse_command_args(const CommandSpec& command, std::string_view json_text,
                                   const std::filesystem::path& base_dir) {
   if (json_text.find_first_not_of(" \t\r\n") == std::string_view::npos) {
     return check_command_args(command, json::object(), base_dir);

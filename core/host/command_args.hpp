@@ -26,8 +26,8 @@ class CommandArgsError : public std::runtime_error {
 // (never read from the node's environment or files). Throws CommandArgsError.
 config::Values check_command_args(const CommandSpec& command, const nlohmann::json& args,
                                   const std::filesystem::path& base_dir);
-// The same for JSON text: an empty text is no arguments.
-config::Values check_command_args(const CommandSpec& command, std::string_view json_text,
+// The same for JSON text (a request's body): an empty text is no arguments.
+config::Values parse_command_args(const CommandSpec& command, std::string_view json_text,
                                   const std::filesystem::path& base_dir);
 
 // The declaration of `command` as JSON, for GET /plugins/<id>/commands and `emsnode help <id>`:

@@ -550,7 +550,7 @@ CommandAnswer PluginHost::run_command(std::string_view id, std::string_view comm
   }
   config::Values args;
   try {
-    args = check_command_args(*spec, args_json, config_file_.parent_path());
+    args = parse_command_args(*spec, args_json, config_file_.parent_path());
   } catch (const CommandArgsError& e) {
     return answer(400, "bad_arguments", error(e.what()));
   }
