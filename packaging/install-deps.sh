@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libboost-dev libboost-log-dev libboost-program-options-dev libboost-filesystem-dev
-  libsqlite3-dev libuv1-dev libtomlplusplus-dev catch2 libssl-dev
+  libsqlite3-dev libuv1-dev libtomlplusplus-dev catch2 libssl-dev nlohmann-json3-dev
   curl procps
   samba smbnetfs fuse3
   postgresql libpq-dev

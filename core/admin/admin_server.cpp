@@ -24,8 +24,10 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
 
 #include "admin/address.hpp"
+#include "admin/json.hpp"
 #include "admin/render.hpp"
 #include "admin/transfer.hpp"
 #include "log/log.hpp"
@@ -141,13 +143,37 @@ enum class Endpoint {
   store_list,
   store_file,
   store_stat,
-  store_migrate
+  store_migrate,
+  plugin_commands,
+  plugin_command
 };
 
 struct Route {
   Endpoint endpoint;
-  std::string key;  // the decoded KEY of /settings/KEY, /store/KEY and /store-stat/KEY
+  std::string key;   // the decoded KEY of /settings/KEY, /store/KEY and /store-stat/KEY; the ID
+                     // of /plugins/ID/commands[/NAME]
+  std::string name;  // the NAME of /plugins/ID/commands/NAME
 };
+
+constexpr std::string_view kPluginsPrefix = "/plugins/";
+
+// /plugins/ID/commands and /plugins/ID/commands/NAME.
+std::optional<Route> match_plugin(std::string_view path) {
+  if (path.substr(0, kPluginsPrefix.size()) != kPluginsPrefix) return std::nullopt;
+  const std::string_view rest = path.substr(kPluginsPrefix.size());
+  const std::size_t slash = rest.find('/');
+  if (slash == 0 || slash == std::string_view::npos) return std::nullopt;
+  const std::string_view id = rest.substr(0, slash);
+  const std::string_view tail = rest.substr(slash);
+  constexpr std::string_view kCommands = "/commands";
+  if (tail == kCommands) return Route{Endpoint::plugin_commands, std::string(id), {}};
+  if (tail.size() > kCommands.size() + 1 && tail.substr(0, kCommands.size() + 1) == "/commands/") {
+    const std::string_view name = tail.substr(kCommands.size() + 1);
+    if (name.find('/') != std::string_view::npos) return std::nullopt;
+    return Route{Endpoint::plugin_command, std::string(id), std::string(name)};
+  }
+  return std::nullopt;
+}
 
 std::optional<Route> match(std::string_view path) {
   static const std::pair<std::string_view, Endpoint> kFixed[] = {
@@ -165,7 +191,7 @@ std::optional<Route> match(std::string_view path) {
       {"/store-migrate", Endpoint::store_migrate},
   };
   for (const auto& [fixed, endpoint] : kFixed) {
-    if (path == fixed) return Route{endpoint, {}};
+    if (path == fixed) return Route{endpoint, {}, {}};
   }
   static const std::pair<std::string_view, Endpoint> kKeyed[] = {
       {"/settings/", Endpoint::setting},
@@ -174,10 +200,10 @@ std::optional<Route> match(std::string_view path) {
   };
   for (const auto& [prefix, endpoint] : kKeyed) {
     if (path.size() > prefix.size() && path.substr(0, prefix.size()) == prefix) {
-      return Route{endpoint, percent_decode(path.substr(prefix.size()), false)};
+      return Route{endpoint, percent_decode(path.substr(prefix.size()), false), {}};
     }
   }
-  return std::nullopt;
+  return match_plugin(path);
 }
 
 // The methods an endpoint answers, as the Allow header lists them.
@@ -187,6 +213,7 @@ std::string_view allowed_methods(Endpoint endpoint) {
     case Endpoint::pause:
     case Endpoint::resume:
     case Endpoint::store_migrate:
+    case Endpoint::plugin_command:
       return "POST";
     case Endpoint::setting:
       return "GET, HEAD, PUT";
@@ -204,6 +231,7 @@ bool allows(Endpoint endpoint, http::verb method) {
     case Endpoint::pause:
     case Endpoint::resume:
     case Endpoint::store_migrate:
+    case Endpoint::plugin_command:
       return method == http::verb::post;
     case Endpoint::setting:
       return read || method == http::verb::put;
@@ -437,7 +465,8 @@ class Router {
       response.set(http::field::allow, beast::string_view(allowed.data(), allowed.size()));
       return response;
     }
-    if (changes_state(request.method())) {
+    // A command asks for the token only when it changes state, which its declaration says.
+    if (changes_state(request.method()) && route->endpoint != Endpoint::plugin_command) {
       if (std::optional<Response> refusal = authorize(request, remote)) return *refusal;
     }
     const auto query = parse_query(
@@ -492,6 +521,13 @@ class Router {
         return store_file(request, route->key, remote);
       case Endpoint::store_migrate:
         return migrate(request, query, remote);
+      case Endpoint::plugin_commands: {
+        const std::optional<std::string> list = need_commands(model_.commands.list)(route->key);
+        if (!list) return no_such_plugin(request, route->key);
+        return reply(request, 200, *list, kJson);
+      }
+      case Endpoint::plugin_command:
+        return run_command(request, *route, remote);
     }
     throw std::logic_error("admin: endpoint without a handler");  // the switch covers them all
   }
@@ -547,6 +583,77 @@ class Router {
     Response response = reply(request, 200, std::string(), kOctets);
     set_file_headers(response, *file);
     return response;
+  }
+
+  template <typename Function>
+  static const Function& need_commands(const Function& function) {
+    if (!function) throw OperationError::unavailable("this node serves no plugin commands");
+    return function;
+  }
+
+  static Response no_such_plugin(const Request& request, const std::string& id) {
+    return reply(request, 404,
+                 json_error("no plugin " + printable(id) + " is enabled on this node"), kJson);
+  }
+
+  static std::string json_error(const std::string& message) {
+    JsonWriter json;
+    json.begin_object().key("error").string(message).end_object();
+    return json.take();
+  }
+
+  Response run_command(const Request& request, const Route& route,
+                       const std::string& remote) const {
+    const std::optional<CommandInfo> info =
+        need_commands(model_.commands.find)(route.key, route.name);
+    if (!info) {
+      if (!model_.commands.list(route.key)) return no_such_plugin(request, route.key);
+      return reply(
+          request, 404,
+          json_error("plugin " + printable(route.key) + " has no command " + printable(route.name)),
+          kJson);
+    }
+    if (info->changes_state) {
+      if (std::optional<Response> refusal = authorize(request, remote)) return *refusal;
+    }
+    // Not the arguments: they may hold secrets. The host logs the outcome (plugin.command).
+    logger().info("admin.command",
+                  {{"plugin", route.key}, {"command", route.name}, {"remote", remote}});
+    const CommandReply answer = model_.commands.run(route.key, route.name, request.body());
+    if (!answer.not_active) return reply(request, answer.status, answer.body, kJson);
+    return reply(request, answer.status, not_active_body(answer.body), kJson);
+  }
+
+  // The refusal of an active_only command on a node that is not active, with the node that is
+  // and its admin address from the cluster view, so that the CLI can forward the call there.
+  std::string not_active_body(const std::string& host_body) const {
+    std::string message = "this node is not the active one";
+    const StatusView status = model_.status();
+    const NodeView* active = nullptr;
+    if (!status.lease_holder.empty() && status.lease_expires_in_ms > 0 &&
+        status.lease_holder != status.node_id) {
+      for (const NodeView& node : status.nodes) {
+        if (node.id == status.lease_holder) active = &node;
+      }
+    }
+    const nlohmann::json host = nlohmann::json::parse(host_body, nullptr, false);
+    if (host.is_object() && host.contains("error") && host["error"].is_string()) {
+      message = host["error"].get<std::string>();
+    }
+    JsonWriter json;
+    json.begin_object().key("error").string(message).key("not_active").boolean(true);
+    json.key("node").string(status.node_id).key("active");
+    if (active == nullptr) {
+      json.null();
+    } else {
+      json.begin_object()
+          .key("id")
+          .string(active->id)
+          .key("admin_address")
+          .string(active->admin_address)
+          .end_object();
+    }
+    return json.end_object().take();
   }
 
   Response migrate(const Request& request, const std::map<std::string, std::string>& query,
@@ -726,7 +833,11 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
         route && route->endpoint == Endpoint::store_file && request_.method() == http::verb::get;
     const bool migration = route && route->endpoint == Endpoint::store_migrate &&
                            request_.method() == http::verb::post;
-    if (download || migration) {
+    // A command may take up to the node's command timeout: not on the workers that status reads
+    // need.
+    const bool command = route && route->endpoint == Endpoint::plugin_command &&
+                         request_.method() == http::verb::post;
+    if (download || migration || command) {
       std::optional<TransferSlot> slot = server_.take_transfer();
       if (!slot) return write(busy());
       if (download) return begin_download(route->key, std::move(*slot));

@@ -26,6 +26,11 @@
 //   DELETE /store/KEY      remove the file
 //   POST /store-migrate    ?to=blob|share: copy every file into a store of that backend,
 //                          verifying each, and report the counts
+//   GET  /plugins/ID/commands        the plugin's control commands and their arguments (JSON)
+//   POST /plugins/ID/commands/NAME   run one with the JSON object body as its arguments; the
+//                          token only when the command changes state; the answer is JSON (an
+//                          active-only command on a node that is not active: 409 naming the
+//                          active node and its admin address, for the CLI to forward it)
 //
 // Reads need no token: the endpoint listens on loopback by default. POST, PUT and DELETE need
 // `Authorization: Bearer <[admin] token>` and are refused (403) while no token is configured; an

@@ -34,7 +34,7 @@ struct PluginView {
   std::string state;   // host::state_name(): "running", "stopped", "faulted", ...
   std::string health;  // "ok", "degraded", ...
   std::string health_detail;
-  std::string last_error;  // empty when it has not failed
+  std::string last_error;      // empty when it has not failed
   std::uint64_t restarts = 0;  // the host brought it back this often (supervision)
   bool required = true;        // down past the grace, the active hands over
 };
@@ -131,6 +131,33 @@ struct StoreModel {
   std::function<StoreMigration(const std::string& to)> migrate;
 };
 
+// A plugin's control command, as far as the endpoint must know it before running it.
+struct CommandInfo {
+  bool changes_state = true;  // the token is required
+  bool active_only = true;
+};
+
+// The answer of one command call: the HTTP status and a JSON body.
+struct CommandReply {
+  unsigned status = 200;
+  std::string body;
+  bool not_active = false;  // 409 because this node is not the active one: the endpoint adds
+                            // which node is, from the cluster view
+};
+
+// The plugins' control commands (ABI 1.3). `list` and `run` may block (run up to the node's
+// command timeout: it runs on a transfer worker).
+struct CommandModel {
+  // The JSON array of `plugin`'s command declarations; nullopt when no such plugin is enabled.
+  std::function<std::optional<std::string>(const std::string& plugin)> list;
+  std::function<std::optional<CommandInfo>(const std::string& plugin, const std::string& command)>
+      find;
+  // `args`: the request body, a JSON object (checked by the host).
+  std::function<CommandReply(const std::string& plugin, const std::string& command,
+                             const std::string& args)>
+      run;
+};
+
 // One answer of /healthz/*: ok (200) or not (503), and one line saying which part is missing.
 struct Probe {
   bool ok = false;
@@ -159,6 +186,7 @@ struct Model {
   std::function<std::vector<Setting>()> settings;
   std::function<void(const std::string& key, const std::string& value)> set_setting;
   StoreModel store;
+  CommandModel commands;  // optional: without it the command routes answer 503
 };
 
 // "2026-11-21T10:00:00.123Z": the form of TransitionView::at and of times the endpoint prints.

@@ -13,6 +13,7 @@
 
 #include "admin/admin_client.hpp"
 #include "admin/store_client.hpp"
+#include "cli/plugin_commands.hpp"
 #include "config/node_config.hpp"
 #include "db/database.hpp"
 #include "host/plugin_host.hpp"
@@ -55,6 +56,10 @@ void print_help(std::ostream& out) {
          "  --to BACKEND      store migrate: blob or share\n"
          "  -h, --help        print this help\n"
          "  -V, --version     print the version\n"
+         "\nPlugin commands: emsnode PLUGIN COMMAND [--ARGUMENT VALUE ...] --conf FILE runs a\n"
+         "plugin's control command on the node (an active-only one is forwarded to the active\n"
+         "node); a boolean argument is --flag or --flag=false, a duration \"5s\". emsnode help\n"
+         "PLUGIN lists its commands. A verb above wins over a plugin of the same id.\n"
          "\nExit status: 0 success, 1 failure while running, 2 usage error, invalid config or\n"
          "refused plugin (one line on standard error: FILE:LINE:COL: what is wrong).\n"
          "Signals: SIGTERM or SIGINT stop the node cleanly; SIGHUP reopens the log file.\n"
@@ -76,7 +81,10 @@ void print_help(std::ostream& out) {
 }
 
 struct Arguments {
-  std::string verb = "run";
+  std::string verb = "run";               // "plugin": a plugin's command
+  std::string plugin;                     // plugin: its id
+  std::string command;                    // plugin: the command's name
+  std::vector<std::string> command_args;  // plugin: the words after the command
   std::optional<std::string> conf;
   bool json = false;
   std::optional<std::string> to;
@@ -92,6 +100,11 @@ Arguments parse(int argc, char** argv) {
   bool verb_seen = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
+    if (args.verb == "plugin" && !args.command.empty() && arg != "-c" && arg != "--conf" &&
+        arg.rfind("--conf=", 0) != 0) {
+      args.command_args.emplace_back(arg);  // the command's own arguments, checked by its schema
+      continue;
+    }
     if (arg == "-h" || arg == "--help") {
       args.verb = "help";
     } else if (arg == "-V" || arg == "--version") {
@@ -111,10 +124,16 @@ Arguments parse(int argc, char** argv) {
     } else if (!verb_seen) {
       const bool known = std::any_of(std::begin(kVerbs), std::end(kVerbs),
                                      [&](const Verb& v) { return v.name == arg; });
-      if (!known) throw UsageError("unknown verb " + std::string(arg));
-      args.verb = arg;
+      // A built-in verb wins over a plugin of the same id.
+      if (!known && !host::is_valid_plugin_id(arg)) {
+        throw UsageError("unknown verb " + std::string(arg));
+      }
+      args.verb = known ? std::string(arg) : "plugin";
+      if (!known) args.plugin = arg;
       verb_seen = true;
-    } else if (args.verb == "settings" || args.verb == "store") {
+    } else if (args.verb == "plugin") {
+      args.command = arg;
+    } else if (args.verb == "settings" || args.verb == "store" || args.verb == "help") {
       args.operands.emplace_back(arg);
     } else {
       throw UsageError("unexpected argument " + std::string(arg));
@@ -124,7 +143,10 @@ Arguments parse(int argc, char** argv) {
 }
 
 const std::string& require_conf(const Arguments& args) {
-  if (!args.conf) throw UsageError(args.verb + " needs --conf FILE");
+  if (!args.conf) {
+    const std::string what = args.verb == "plugin" ? args.plugin + " " + args.command : args.verb;
+    throw UsageError(what + " needs --conf FILE");
+  }
   return *args.conf;
 }
 
@@ -194,8 +216,20 @@ int main(int argc, char** argv) {
   try {
     const Arguments args = parse(argc, argv);
     if (args.verb == "help") {
+      if (args.operands.size() > 1) throw UsageError("help takes at most one PLUGIN");
+      if (!args.operands.empty())
+        return plugin_help(args.conf, args.operands[0], std::cout, std::cerr);
       print_help(std::cout);
+      list_plugins_with_commands(args.conf, std::cout);
       return kExitOk;
+    }
+    if (args.verb == "plugin") {
+      if (args.command.empty()) {
+        throw UsageError("plugin " + args.plugin + " needs a COMMAND (emsnode help " + args.plugin +
+                         " lists them; if you meant a verb, it is not one)");
+      }
+      return plugin_command_verb(require_conf(args), args.plugin, args.command, args.command_args,
+                                 std::cout, std::cerr);
     }
     if (args.verb == "version") {
       std::cout << "emsnode " << kVersion << " (plugin ABI " << EMSNODE_ABI_MAJOR << '.'

@@ -230,6 +230,10 @@ Schema make_node_schema() {
                        "how long a node that handed over for a failed plugin stays out of the "
                        "competition while another node could serve",
                        1min, 0ms, 24h),
+      bounded_duration("command_timeout",
+                       "how long a plugin's control command may take before the caller is told "
+                       "it timed out",
+                       30s, 100ms, 1h),
       bounded_duration("slow_callback", "a plugin callback that runs longer than this is logged",
                        250ms, 1ms, 1min)};
 
@@ -458,6 +462,7 @@ NodeConfig from_document(toml::table root, const std::filesystem::path& file) {
   config.plugin_host.failure_grace = duration("plugin_host.failure_grace");
   config.plugin_host.handover_holdoff = duration("plugin_host.handover_holdoff");
   config.plugin_host.slow_callback = duration("plugin_host.slow_callback");
+  config.plugin_host.command_timeout = duration("plugin_host.command_timeout");
   config.role.lease_ttl = duration("role.lease_ttl");
   config.role.renew_interval = duration("role.renew_interval");
   config.role.renew_deadline = duration("role.renew_deadline");

@@ -67,6 +67,8 @@ struct PluginHostConfig {
   std::chrono::milliseconds failure_grace{5000};
   std::chrono::milliseconds handover_holdoff{60000};
   std::chrono::milliseconds slow_callback{250};  // a plugin callback longer than this is logged
+  // A control command's handler past this is answered 504; its late answer is dropped.
+  std::chrono::milliseconds command_timeout{30000};
 };
 
 struct PluginSection {

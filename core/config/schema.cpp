@@ -229,7 +229,7 @@ Value convert(const toml::node& node, const Field& field, const std::string& wha
       const auto* text = node.as_string();
       if (!text) throw expected("a string");
       const std::string_view s = text->get();
-      if (s.substr(0, kEnvPrefix.size()) == kEnvPrefix) {
+      if (!context.literal_secrets && s.substr(0, kEnvPrefix.size()) == kEnvPrefix) {
         const std::string name(s.substr(kEnvPrefix.size()));
         if (name.empty()) {
           throw refuse(R"("env:" names no variable (expected "env:NAME"))");
@@ -352,10 +352,11 @@ void refuse_unknown_keys(const toml::table& table, const Schema& schema, const C
   const toml::node* first_node = nullptr;
   for (auto&& [key, node] : table) {
     const std::string_view name = key.str();
-    const bool known = find_field(schema, name) || is_secret_sibling(schema, name) ||
-                       schema.tables.count(name) > 0 ||
-                       (scope.reserved && std::find(scope.reserved->begin(), scope.reserved->end(),
-                                                    name) != scope.reserved->end());
+    const bool known =
+        find_field(schema, name) || (!context.literal_secrets && is_secret_sibling(schema, name)) ||
+        schema.tables.count(name) > 0 ||
+        (scope.reserved &&
+         std::find(scope.reserved->begin(), scope.reserved->end(), name) != scope.reserved->end());
     // The table is ordered by name; the user reads top to bottom.
     if (!known && (!first_unknown || key.source().begin < first_unknown->source().begin)) {
       first_unknown = &key;
@@ -376,7 +377,7 @@ void refuse_unknown_keys(const toml::table& table, const Schema& schema, const C
   } else if (first_node->is_table()) {
     message = "unknown section [" + name + "]";
   } else {
-    message = "unknown key " + quote(name) + " at the top level";
+    message = "unknown key " + quote(name) + " " + context.root_name;
   }
   const std::string noun = schema.fields.empty() && scope.table.empty() ? "sections" : "keys";
   message +=
@@ -392,7 +393,9 @@ void validate_table(const toml::table& table, const Schema& schema, const Contex
     const std::string what = key_label(scope.table, field.name);
     const toml::node* node = table.get(field.name);
     const std::string sibling_name = field.name + std::string(kFileSuffix);
-    const auto sibling = field.type == Type::secret ? table.find(sibling_name) : table.end();
+    const auto sibling = field.type == Type::secret && !context.literal_secrets
+                             ? table.find(sibling_name)
+                             : table.end();
 
     if (node && sibling != table.end()) {
       throw ConfigError::at(
@@ -415,7 +418,7 @@ void validate_table(const toml::table& table, const Schema& schema, const Contex
       }
     } else if (field.required) {
       const std::string where =
-          scope.table.empty() ? " at the top level" : " in [" + scope.table + "]";
+          scope.table.empty() ? " " + context.root_name : " in [" + scope.table + "]";
       const std::string purpose = field.description.empty()
                                       ? "expected " + std::string(article_for(field.type)) +
                                             std::string(type_name(field.type))

@@ -135,6 +135,13 @@ struct Context {
   // How errors name the validated table ("plugins.echo" -> "[plugins.echo] listen: ..."); empty
   // for a file's root. Nested tables append their own name.
   std::string table;
+  // How errors name the root when `table` is empty: "at the top level" of a file, "among the
+  // arguments" of a control command.
+  std::string root_name = "at the top level";
+  // A secret is taken as written: "env:NAME" and "<key>_file" are not interpreted. For values a
+  // remote caller sends (command arguments): the node's environment and files are not theirs to
+  // read.
+  bool literal_secrets = false;
 };
 
 // Validates `table` against `schema`. Throws ConfigError at the first problem.

@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "db/migrations.hpp"
 #include "log/log.hpp"
 #include "store/file_store.hpp"
@@ -935,10 +937,81 @@ emsnode_status store_remove(emsnode_host_ctx* ctx, emsnode_str key) {
   return guarded("store_remove", [&] { store->remove(store_key(context, view(key)), writer); });
 }
 
-// The 1.3 services join the table as the host builds them; until then its size stops before them,
-// so a plugin sees them as absent (the C++ wrapper's fits() says so) rather than calling NULL.
+// ---- control commands ----
+
+emsnode_status command_handle(emsnode_host_ctx* ctx, emsnode_str name, emsnode_command_fn fn,
+                              void* user_data) {
+  clear_call_error();
+  if (fn == nullptr) return fail_call("command_handle: the handler is NULL");
+  const std::string refusal =
+      PluginContext::from(ctx).attach_command(view(name), CommandHandler{fn, user_data});
+  if (!refusal.empty()) return fail_call(refusal);
+  return EMSNODE_OK;
+}
+
+emsnode_status command_arg(emsnode_command_call* handle, emsnode_str name, emsnode_db_value* out) {
+  clear_call_error();
+  if (handle == nullptr || out == nullptr) return fail_call("command_arg: call or out is NULL");
+  const CommandCall& call = CommandCall::from(handle);
+  const config::Value* value = call.args.find(view(name));
+  if (value == nullptr) {
+    return fail_call("command " + call.command + " has no argument " + config::quote(view(name)) +
+                         " in this call",
+                     EMSNODE_NOT_FOUND);
+  }
+  emsnode_db_value result{};
+  const auto text = [&](const std::string& s) {
+    result.type = EMSNODE_DB_TEXT;
+    result.bytes = str(s);
+  };
+  const auto integer = [&](std::int64_t n) {
+    result.type = EMSNODE_DB_INTEGER;
+    result.integer = n;
+  };
+  if (const auto* s = std::get_if<std::string>(value)) {
+    text(*s);
+  } else if (const auto* secret = std::get_if<config::Secret>(value)) {
+    text(secret->reveal());
+  } else if (const auto* n = std::get_if<std::int64_t>(value)) {
+    integer(*n);
+  } else if (const auto* b = std::get_if<bool>(value)) {
+    integer(*b ? 1 : 0);
+  } else if (const auto* d = std::get_if<milliseconds>(value)) {
+    integer(d->count());
+  } else if (const auto* f = std::get_if<double>(value)) {
+    result.type = EMSNODE_DB_FLOAT;
+    result.floating = *f;
+  } else {
+    // The manifest refuses strings arguments: the ABI has no array value.
+    return fail_call("command_arg: the argument has no ABI value", EMSNODE_NOT_FOUND);
+  }
+  *out = result;
+  return EMSNODE_OK;
+}
+
+emsnode_status command_reply(emsnode_command_call* handle, emsnode_str json) {
+  clear_call_error();
+  if (handle == nullptr) return fail_call("command_reply: call is NULL");
+  const std::string_view text = view(json);
+  if (text.size() > kCommandReplyLimit) {
+    return fail_call("command_reply: the answer has " + std::to_string(text.size()) +
+                     " bytes, more than the admin endpoint answers (" +
+                     std::to_string(kCommandReplyLimit) + ")");
+  }
+  if (!nlohmann::json::accept(text)) {
+    return fail_call("command_reply: the answer is not one JSON value");
+  }
+  CommandCall::from(handle).reply = std::string(text);
+  return EMSNODE_OK;
+}
+
+void command_fail(emsnode_command_call* handle, emsnode_str message) {
+  if (handle == nullptr) return;
+  CommandCall::from(handle).failure = std::string(view(message));
+}
+
 const emsnode_host_api kHostApi = {
-    offsetof(emsnode_host_api, command_handle),
+    sizeof(emsnode_host_api),
     EMSNODE_ABI_MAJOR,
     EMSNODE_ABI_MINOR,
     set_error,
@@ -971,10 +1044,10 @@ const emsnode_host_api kHostApi = {
     store_stat,
     store_list,
     store_remove,
-    nullptr,
-    nullptr,
-    nullptr,
-    nullptr,
+    command_handle,
+    command_arg,
+    command_reply,
+    command_fail,
     nullptr,
     nullptr,
     nullptr,
@@ -995,12 +1068,55 @@ std::string_view health_name(Health health) {
 }
 
 PluginContext::PluginContext(std::string plugin_id, config::Values values,
-                             std::shared_ptr<HostShared> shared, std::shared_ptr<TaskGroup> tasks)
+                             std::shared_ptr<HostShared> shared, std::shared_ptr<TaskGroup> tasks,
+                             std::vector<CommandSpec> commands)
     : plugin_id_(std::move(plugin_id)),
       log_component_("plugin." + plugin_id_),
       values_(std::move(values)),
       shared_(std::move(shared)),
-      tasks_(std::move(tasks)) {}
+      tasks_(std::move(tasks)),
+      commands_(std::move(commands)) {}
+
+emsnode_command_call* CommandCall::handle() {
+  return reinterpret_cast<emsnode_command_call*>(this);
+}
+
+CommandCall& CommandCall::from(emsnode_command_call* call) {
+  return *reinterpret_cast<CommandCall*>(call);
+}
+
+std::string PluginContext::attach_command(std::string_view name, CommandHandler handler) {
+  if (!creating_.load(std::memory_order_acquire)) {
+    return "command_handle: only valid while create runs";
+  }
+  const bool declared = std::any_of(commands_.begin(), commands_.end(),
+                                    [&](const CommandSpec& spec) { return spec.name == name; });
+  if (!declared) {
+    return "command_handle: plugin.toml declares no command " + config::quote(name) +
+           " (add a [commands." + std::string(name) + "] table)";
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!handlers_.emplace(std::string(name), handler).second) {
+    return "command_handle: command " + config::quote(name) + " already has a handler";
+  }
+  return {};
+}
+
+std::optional<CommandHandler> PluginContext::command_handler(std::string_view name) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto found = handlers_.find(name);
+  if (found == handlers_.end()) return std::nullopt;
+  return found->second;
+}
+
+std::vector<std::string> PluginContext::unhandled_commands() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::string> names;
+  for (const CommandSpec& spec : commands_) {
+    if (handlers_.count(spec.name) == 0) names.push_back(spec.name);
+  }
+  return names;
+}
 
 // The ABI's opaque context is this object; the casts live here and in from() only.
 emsnode_host_ctx* PluginContext::handle() {

@@ -4,15 +4,19 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/schema.hpp"
 #include "db/database.hpp"
 #include "emsnode/plugin_abi.h"
 #include "host/executor.hpp"
+#include "host/manifest.hpp"
 #include "metrics/metrics.hpp"
 
 namespace emsnode::store {
@@ -43,12 +47,34 @@ struct HostShared {
   std::atomic<store::FileStore*> store{nullptr};
 };
 
+// The most a command's answer may hold (command_reply): what the admin endpoint answers.
+inline constexpr std::size_t kCommandReplyLimit = 1024 * 1024;
+
+// What an `emsnode_command_call*` points to: one call of a control command. Its handler's thread
+// fills reply and failure; the host reads them once the handler has returned, and never after it
+// gave up on a late one (whose thread keeps the object alive until it returns).
+struct CommandCall {
+  std::string command;
+  config::Values args;  // checked against the command's declaration, defaults filled in
+  std::optional<std::string> reply;
+  std::string failure;
+
+  emsnode_command_call* handle();
+  static CommandCall& from(emsnode_command_call* call);
+};
+
+// A plugin's handler of one command, as command_handle attached it.
+struct CommandHandler {
+  emsnode_command_fn fn = nullptr;
+  void* user_data = nullptr;
+};
+
 // One plugin instance's view of the host; `emsnode_host_ctx*` is a pointer to one of these.
 // Thread-safe: plugins call host services from any thread.
 class PluginContext {
  public:
   PluginContext(std::string plugin_id, config::Values values, std::shared_ptr<HostShared> shared,
-                std::shared_ptr<TaskGroup> tasks);
+                std::shared_ptr<TaskGroup> tasks, std::vector<CommandSpec> commands = {});
   PluginContext(const PluginContext&) = delete;
   PluginContext& operator=(const PluginContext&) = delete;
 
@@ -75,6 +101,15 @@ class PluginContext {
   void set_writable(bool writable) { writable_.store(writable, std::memory_order_release); }
   bool writable() const { return writable_.load(std::memory_order_acquire); }
 
+  // Control commands: command_handle is accepted only while create runs (between these two).
+  void set_creating(bool creating) { creating_.store(creating, std::memory_order_release); }
+  // command_handle: "" when attached, else why not.
+  std::string attach_command(std::string_view name, CommandHandler handler);
+  std::optional<CommandHandler> command_handler(std::string_view name) const;
+  // The declared commands that create left without a handler.
+  std::vector<std::string> unhandled_commands() const;
+  const std::vector<CommandSpec>& commands() const { return commands_; }
+
  private:
   const std::string plugin_id_;
   const std::string log_component_;  // "plugin.<id>"
@@ -82,11 +117,15 @@ class PluginContext {
   const std::shared_ptr<HostShared> shared_;
   const std::shared_ptr<TaskGroup> tasks_;
 
+  const std::vector<CommandSpec> commands_;
+
   std::atomic<bool> writable_{false};
+  std::atomic<bool> creating_{false};
 
   mutable std::mutex mutex_;
   std::string error_;
   HealthReport health_;
+  std::map<std::string, CommandHandler, std::less<>> handlers_;
 };
 
 // The host API table: every member it has built filled, struct_size covering exactly those.

@@ -1,5 +1,6 @@
 #include "host/manifest.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <regex>
 #include <set>
@@ -77,7 +78,127 @@ std::pair<std::uint16_t, std::uint16_t> parse_abi(const config::Values& values,
              "the SDK the plugin was built with, e.g. \"1.0\")");
 }
 
+// The keys of one [commands.<name>] table; `args` is reserved: a schema, read by
+// schema_from_toml.
+const config::Schema& command_schema() {
+  static const config::Schema schema = [] {
+    config::Schema s;
+    s.fields.push_back(field("summary", Type::string, "one line on what the command does", true));
+    config::Field changes_state =
+        field("changes_state", Type::boolean, "whether the admin token is required", false);
+    changes_state.default_value = config::Value{true};
+    s.fields.push_back(std::move(changes_state));
+    config::Field active_only =
+        field("active_only", Type::boolean, "whether it runs on the active node only", false);
+    active_only.default_value = config::Value{true};
+    s.fields.push_back(std::move(active_only));
+    return s;
+  }();
+  return schema;
+}
+
+constexpr std::string_view kNamePattern = "[a-z][a-z0-9-]{0,63}";
+
+// The keys of `table` in the order the author wrote them.
+std::vector<std::pair<const toml::key*, const toml::node*>> in_written_order(
+    const toml::table& table) {
+  std::vector<std::pair<const toml::key*, const toml::node*>> entries;
+  for (auto&& [key, node] : table) entries.emplace_back(&key, &node);
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+    return a.first->source().begin < b.first->source().begin;
+  });
+  return entries;
+}
+
+CommandSpec read_command(const toml::key& key, const toml::node& node,
+                         const config::Context& manifest_context) {
+  const std::string& file = manifest_context.file;
+  const std::string name(key.str());
+  const std::string label = "[commands." + name + "]";
+  if (!is_valid_command_name(name)) {
+    throw ConfigError::at(key.source(), file,
+                          "command " + config::quote(name) + " is not a command name (" +
+                              std::string(kNamePattern) + ")");
+  }
+  const toml::table* table = node.as_table();
+  if (table == nullptr) {
+    throw ConfigError::at(node, file,
+                          "commands." + name +
+                              ": expected a table (summary, changes_state, "
+                              "active_only, args), got " +
+                              std::string(config::node_kind(node)));
+  }
+  config::Context context = manifest_context;
+  context.table = "commands." + name;
+  context.reserved_keys = {"args"};
+  const config::Values values = config::validate(*table, command_schema(), context);
+
+  CommandSpec command;
+  command.name = name;
+  command.summary = *values.get<std::string>("summary");
+  if (command.summary.empty()) {
+    throw ConfigError::at(*table->get("summary"), file, label + " summary: must not be empty");
+  }
+  command.changes_state = *values.get<bool>("changes_state");
+  command.active_only = *values.get<bool>("active_only");
+
+  if (const toml::node* args = table->get("args")) {
+    const toml::table* args_table = args->as_table();
+    if (args_table == nullptr) {
+      throw ConfigError::at(*args, file,
+                            "commands." + name + ".args: expected a table, one [commands." + name +
+                                ".args.<arg>] table per argument, got " +
+                                std::string(config::node_kind(*args)));
+    }
+    for (const auto& [arg_key, arg_node] : in_written_order(*args_table)) {
+      if (!is_valid_command_name(arg_key->str())) {
+        throw ConfigError::at(arg_key->source(), file,
+                              "argument " + config::quote(arg_key->str()) + " of " + label +
+                                  " is not an argument name (" + std::string(kNamePattern) + ")");
+      }
+    }
+    config::Context args_context = manifest_context;
+    args_context.table = "commands." + name + ".args";
+    command.args = config::schema_from_toml(*args_table, args_context);
+    for (const config::Field& arg : command.args.fields) {
+      if (arg.type == Type::strings) {
+        throw ConfigError::at(*args_table->get(arg.name), file,
+                              "[commands." + name + ".args." + arg.name +
+                                  "] type: strings is not an argument type (expected one of: "
+                                  "string, integer, float, boolean, duration, secret, path, "
+                                  "address)");
+      }
+    }
+  }
+  return command;
+}
+
+std::vector<CommandSpec> read_commands(const toml::node& node, const config::Context& context) {
+  const toml::table* table = node.as_table();
+  if (table == nullptr) {
+    throw ConfigError::at(node, context.file,
+                          "commands must be a table: one [commands.<name>] table per command");
+  }
+  std::vector<CommandSpec> commands;
+  for (const auto& [key, command] : in_written_order(*table)) {
+    commands.push_back(read_command(*key, *command, context));
+  }
+  return commands;
+}
+
 }  // namespace
+
+bool is_valid_command_name(std::string_view name) {
+  static const std::regex pattern{std::string(kNamePattern)};
+  return std::regex_match(name.begin(), name.end(), pattern);
+}
+
+const CommandSpec* find_command(const Manifest& manifest, std::string_view name) {
+  for (const CommandSpec& command : manifest.commands) {
+    if (command.name == name) return &command;
+  }
+  return nullptr;
+}
 
 bool is_valid_plugin_id(std::string_view id) {
   static const std::regex pattern("[a-z][a-z0-9_-]{0,63}");
@@ -93,7 +214,7 @@ Manifest read_manifest(const std::filesystem::path& file) {
   config::Context context;
   context.file = file.string();
   context.base_dir = file.parent_path();
-  context.reserved_keys = {"config"};
+  context.reserved_keys = {"config", "commands"};
   const config::Values values = config::validate(table, manifest_schema(), context);
 
   Manifest manifest;
@@ -134,6 +255,9 @@ Manifest read_manifest(const std::filesystem::path& file) {
                             "config must be a table: one [config.<key>] table per setting");
     }
     manifest.config_schema = config::schema_from_toml(*schema_table, context);
+  }
+  if (const toml::node* node = table.get("commands")) {
+    manifest.commands = read_commands(*node, context);
   }
   manifest.library = file.parent_path() / library_file_name(manifest.id);
   return manifest;

@@ -9,6 +9,12 @@
 //   [config.listen]                # optional: the schema of the node's [plugins.mq] section
 //   type = "address"
 //   default = "0.0.0.0:8013"
+//   [commands.sessions]            # optional: a control command (ABI 1.3), [a-z][a-z0-9-]{0,63}
+//   summary = "Count the persistent sessions"
+//   changes_state = false          # default true: the admin token is required
+//   active_only = false            # default true: runs on the active node only
+//   [commands.sessions.args.client]  # its arguments: the keys and types of a [config.<key>]
+//   type = "string"                  # (all but strings)
 #pragma once
 
 #include <cstdint>
@@ -21,6 +27,15 @@
 
 namespace emsnode::host {
 
+// A control command a plugin declares under [commands.<name>] (plugin_abi.h, CONTROL COMMANDS).
+struct CommandSpec {
+  std::string name;
+  std::string summary;
+  bool changes_state = true;  // needs the admin token
+  bool active_only = true;    // runs only while the plugin is started on the active node
+  config::Schema args;        // checked by config::validate, as a config section is
+};
+
 struct Manifest {
   std::filesystem::path file;     // the plugin.toml
   std::filesystem::path library;  // <id><platform suffix>, in the manifest's folder
@@ -32,7 +47,14 @@ struct Manifest {
   std::string description;
   std::vector<std::string> required_plugins;  // `requires`
   config::Schema config_schema;               // for the node config's [plugins.<id>] section
+  std::vector<CommandSpec> commands;          // in the order plugin.toml declares them
 };
+
+// The command `name` of `manifest`, or null.
+const CommandSpec* find_command(const Manifest& manifest, std::string_view name);
+
+// Whether `name` is a well-formed command or argument name: [a-z][a-z0-9-]{0,63}.
+bool is_valid_command_name(std::string_view name);
 
 // Reads and checks a plugin.toml: unknown keys, missing or malformed values and a malformed
 // [config] schema are refused. Throws config::ConfigError at the offending FILE:LINE:COL.

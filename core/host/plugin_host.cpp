@@ -5,6 +5,9 @@
 
 #include <boost/dll/runtime_symbol_info.hpp>
 
+#include <nlohmann/json.hpp>
+
+#include "host/command_args.hpp"
 #include "host/dependency_order.hpp"
 #include "host/plugin_loader.hpp"
 
@@ -90,6 +93,7 @@ PluginHost::PluginHost(const config::NodeConfig& config, std::vector<fs::path> s
       disabled_(disabled_ids(config)),
       start_timeout_(config.plugin_host.start_timeout),
       stop_deadline_(config.plugin_host.stop_deadline),
+      command_timeout_(config.plugin_host.command_timeout),
       search_dirs_(std::move(search_dirs)),
       shared_(std::make_shared<HostShared>()),
       executor_(std::make_unique<Executor>(config.plugin_host.stop_deadline,
@@ -409,7 +413,7 @@ void PluginHost::destroy_all() {
       continue;
     }
     if (!instance.created()) continue;
-    const CallOutcome outcome = instance.destroy();
+    const CallOutcome outcome = instance.destroy(command_timeout_);
     if (outcome.result != CallResult::ok) {
       log_.error("plugin.destroy_failed", {{"id", id}, {"detail", outcome.error}});
     } else {
@@ -492,6 +496,91 @@ std::vector<PluginStatus> PluginHost::status() const {
     result.push_back(std::move(status));
   }
   return result;
+}
+
+const std::vector<CommandSpec>* PluginHost::commands(std::string_view id) const {
+  for (const Slot& slot : slots_) {
+    if (slot.instance->manifest().id == id) return &slot.instance->manifest().commands;
+  }
+  return nullptr;
+}
+
+CommandAnswer PluginHost::run_command(std::string_view id, std::string_view command,
+                                      std::string_view args_json) {
+  const auto began = std::chrono::steady_clock::now();
+  const auto answer = [&](unsigned status, std::string_view outcome, std::string body,
+                          bool not_active = false) {
+    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - began);
+    const log::Fields fields{{"id", std::string(id)},
+                             {"command", std::string(command)},
+                             {"outcome", std::string(outcome)},
+                             {"ms", ms(elapsed)}};
+    if (status < 500) {
+      log_.info("plugin.command", fields);
+    } else {
+      log_.warning("plugin.command", fields);
+    }
+    return CommandAnswer{status, std::move(body), not_active};
+  };
+  const auto error = [](const std::string& message) {
+    return nlohmann::json{{"error", message}}.dump(-1, ' ', false,
+                                                   nlohmann::json::error_handler_t::replace);
+  };
+
+  const auto slot = std::find_if(slots_.begin(), slots_.end(),
+                                 [&](const Slot& s) { return s.instance->manifest().id == id; });
+  if (slot == slots_.end()) {
+    return answer(404, "no_such_plugin",
+                  error("no plugin " + config::quote(id) + " is enabled on this node"));
+  }
+  const Manifest& manifest = slot->instance->manifest();
+  const CommandSpec* spec = find_command(manifest, command);
+  if (spec == nullptr) {
+    std::string known;
+    for (const CommandSpec& c : manifest.commands) known += (known.empty() ? "" : ", ") + c.name;
+    return answer(404, "no_such_command",
+                  error("plugin " + manifest.id + " has no command " + config::quote(command) +
+                        (known.empty() ? " (it has none)" : " (its commands: " + known + ")")));
+  }
+  if (state_of(*slot) == PluginState::faulted) {
+    return answer(503, "faulted",
+                  error(manifest.id + " is faulted (its code may still run): its commands are "
+                                      "refused until the node restarts"));
+  }
+  config::Values args;
+  try {
+    args = parse_command_args(*spec, args_json, config_file_.parent_path());
+  } catch (const CommandArgsError& e) {
+    return answer(400, "bad_arguments", error(e.what()));
+  }
+
+  const CommandOutcome outcome =
+      slot->instance->run_command(*spec, std::move(args), command_timeout_);
+  switch (outcome.result) {
+    case CommandResult::not_started:
+      return answer(409, "not_active", error(outcome.error), spec->active_only);
+    case CommandResult::busy:
+      return answer(503, "busy", error(outcome.error));
+    case CommandResult::timed_out:
+      return answer(504, "timeout", error(outcome.error));
+    case CommandResult::threw:
+      return answer(500, "threw", error(outcome.error));
+    case CommandResult::answered:
+      break;
+  }
+  switch (outcome.status) {
+    case EMSNODE_OK:
+      return answer(200, "ok", outcome.reply);
+    case EMSNODE_INVALID:
+      return answer(400, "invalid", error(outcome.error));
+    case EMSNODE_NOT_FOUND:
+      return answer(404, "not_found", error(outcome.error));
+    case EMSNODE_FENCED:
+      return answer(409, "fenced", error(outcome.error));
+    default:
+      return answer(500, "error", error(outcome.error));
+  }
 }
 
 std::vector<AvailablePlugin> PluginHost::available() const {

@@ -28,7 +28,12 @@
 // plugin.start_failed, plugin.stopped, plugin.stop_failed, plugin.stop_deadline_missed,
 // plugin.faulted, plugin.timer_leaked, plugin.destroyed, plugin.destroy_skipped,
 // plugin.restarted, plugin.ignored (a broken candidate nobody enabled), plugin.metric_refused,
-// plugin.metric_misuse, plugin.callback_threw.
+// plugin.metric_misuse, plugin.callback_threw, plugin.command (id, command, outcome, ms: never
+// the arguments, which may be secrets).
+//
+// Control commands (ABI 1.3): run_command checks a call's JSON arguments against the command's
+// declaration and runs its handler (PluginInstance::run_command) within
+// plugin_host.command_timeout, on any thread: the admin endpoint's.
 #pragma once
 
 #include <chrono>
@@ -93,6 +98,15 @@ struct CheckResult {
   std::chrono::milliseconds create_elapsed{0};
   config::Values config;  // the validated section, defaults filled in (secrets stay redacted
                           // when shown through config::to_display)
+};
+
+// The answer to one control command call, as the admin endpoint sends it.
+struct CommandAnswer {
+  // 200 OK, 400 INVALID or bad arguments, 404 NOT_FOUND or no such plugin or command, 409
+  // FENCED or not active, 500 ERROR, 503 the plugin is faulted or busy, 504 timed out.
+  unsigned http_status = 200;
+  std::string body;         // JSON: the handler's answer, or {"error": "<one line>"}
+  bool not_active = false;  // 409: an active_only command while the plugin is not started
 };
 
 class PluginHost {
@@ -166,6 +180,14 @@ class PluginHost {
 
   // Thread-safe: for the admin API while the node runs. In dependency order.
   std::vector<PluginStatus> status() const;
+  // The commands the enabled plugin `id` declares, or null when no such plugin is loaded. Valid
+  // after load(); the declarations never change.
+  const std::vector<CommandSpec>* commands(std::string_view id) const;
+  // Runs the command `command` of plugin `id` with `args_json` (a JSON object; empty: none).
+  // Thread-safe; blocks up to plugin_host.command_timeout. Never throws for the caller's input.
+  CommandAnswer run_command(std::string_view id, std::string_view command,
+                            std::string_view args_json);
+
   // Found in the search directories but not enabled. Valid after load() or check().
   std::vector<AvailablePlugin> available() const;
   const std::vector<std::filesystem::path>& search_dirs() const { return search_dirs_; }
@@ -196,6 +218,7 @@ class PluginHost {
   const std::vector<std::string> disabled_;                  // ids with enabled = false
   const std::chrono::milliseconds start_timeout_;
   const std::chrono::milliseconds stop_deadline_;
+  const std::chrono::milliseconds command_timeout_;
   const std::vector<std::filesystem::path> search_dirs_;
   log::Logger log_{"host"};
 

@@ -43,12 +43,25 @@ struct PluginInstance::CallState {
   std::string exception;  // what the call threw, if it did
 };
 
+// Who may run a command now. Shared with the handlers' threads, which free it when they return,
+// even after the host stopped waiting for them.
+struct PluginInstance::CommandGate {
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool open = false;     // created, and destroy has not begun
+  bool started = false;  // start returned OK, and stop has not begun: active_only may run
+  bool busy = false;     // a handler runs (perhaps past its timeout)
+  bool busy_active_only = false;
+};
+
 PluginInstance::PluginInstance(LoadedLibrary library, config::Values values,
                                std::shared_ptr<HostShared> shared, Executor& executor)
     : library_(std::move(library)),
       tasks_(std::make_shared<TaskGroup>(executor, library_.manifest.id)),
       context_(std::make_shared<PluginContext>(library_.manifest.id, std::move(values),
-                                               std::move(shared), tasks_)) {}
+                                               std::move(shared), tasks_,
+                                               library_.manifest.commands)),
+      commands_(std::make_shared<CommandGate>()) {}
 
 PluginInstance::~PluginInstance() {
   // A closed group never touches the executor again, whoever still holds it.
@@ -125,6 +138,7 @@ CallOutcome PluginInstance::create() {
   void* instance = nullptr;
   emsnode_status status = EMSNODE_ERROR;
   std::string exception;
+  context_->set_creating(true);
   try {
     status = library_.api->create(&host_api(), context_->handle(), &instance);
   } catch (const std::exception& e) {
@@ -132,6 +146,7 @@ CallOutcome PluginInstance::create() {
   } catch (...) {
     exception = kNotStdException;
   }
+  context_->set_creating(false);
   CallOutcome outcome;
   outcome.elapsed = since(began);
   if (!exception.empty()) {
@@ -141,9 +156,18 @@ CallOutcome PluginInstance::create() {
     outcome.result = CallResult::failed;
     outcome.error = context_->take_error();
     if (outcome.error.empty()) outcome.error = no_reason("create");
+  } else if (const auto unhandled = context_->unhandled_commands(); !unhandled.empty()) {
+    // The plugin built its instance: free it, since the host will never call destroy on it.
+    library_.api->destroy(instance);
+    outcome.result = CallResult::failed;
+    outcome.error = "command " + config::quote(unhandled.front()) +
+                    " is declared in plugin.toml but has no handler (call command_handle for it "
+                    "in create)";
   } else {
     instance_ = instance;
     created_ = true;
+    std::lock_guard<std::mutex> lock(commands_->mutex);
+    commands_->open = true;
   }
   return outcome;
 }
@@ -172,6 +196,10 @@ CallOutcome PluginInstance::start(milliseconds timeout) {
   if (outcome.result == CallResult::failed && outcome.error.empty()) {
     outcome.error = no_reason("start");
   }
+  if (outcome.result == CallResult::ok) {
+    std::lock_guard<std::mutex> lock(commands_->mutex);
+    commands_->started = true;
+  }
   return outcome;
 }
 
@@ -181,6 +209,14 @@ CallOutcome PluginInstance::stop(milliseconds deadline) {
   if (faulted_) return {CallResult::abandoned, "faulted: an earlier call never returned", {}, 0};
   if (!created_) return {};
   tasks_->stop_accepting();
+  {
+    // An active_only command runs only while started: let a running one finish, within the
+    // deadline, before the plugin is told to stop.
+    std::unique_lock<std::mutex> lock(commands_->mutex);
+    commands_->started = false;
+    commands_->changed.wait_until(
+        lock, until, [&] { return !(commands_->busy && commands_->busy_active_only); });
+  }
   // Stop may still flush to the shared database; once it returns, or is abandoned, no write.
   struct EndWrites {
     PluginContext& context;
@@ -232,10 +268,23 @@ CallOutcome PluginInstance::stop(milliseconds deadline) {
   return outcome;
 }
 
-CallOutcome PluginInstance::destroy() {
+CallOutcome PluginInstance::destroy(milliseconds command_wait) {
   const auto began = steady_clock::now();
   if (faulted_) return {CallResult::failed, "faulted: its code may still be running", {}, 0};
   if (!created_) return {CallResult::failed, "not created", {}, 0};
+  {
+    std::unique_lock<std::mutex> lock(commands_->mutex);
+    commands_->open = false;
+    if (!commands_->changed.wait_until(lock, began + command_wait,
+                                       [&] { return !commands_->busy; })) {
+      lock.unlock();
+      fault();
+      return {CallResult::abandoned,
+              "a command handler was still running after " + std::to_string(command_wait.count()) +
+                  "ms; not destroyed",
+              since(began), 0};
+    }
+  }
   created_ = false;
   try {
     library_.api->destroy(instance_);
@@ -246,6 +295,88 @@ CallOutcome PluginInstance::destroy() {
   }
   instance_ = nullptr;
   return {CallResult::ok, {}, since(began), 0};
+}
+
+CommandOutcome PluginInstance::run_command(const CommandSpec& command, config::Values args,
+                                           milliseconds timeout) {
+  const auto began = steady_clock::now();
+  const auto until = began + timeout;
+  const auto refused = [&](CommandResult result, std::string error) {
+    CommandOutcome outcome;
+    outcome.result = result;
+    outcome.error = std::move(error);
+    outcome.elapsed = since(began);
+    return outcome;
+  };
+  const std::optional<CommandHandler> handler = context_->command_handler(command.name);
+  {
+    std::unique_lock<std::mutex> lock(commands_->mutex);
+    if (!commands_->changed.wait_until(lock, until, [&] { return !commands_->busy; })) {
+      return refused(CommandResult::busy, "an earlier command of " + library_.manifest.id +
+                                              " was still running after " +
+                                              std::to_string(timeout.count()) + "ms");
+    }
+    if (!commands_->open || !handler) {
+      return refused(CommandResult::not_started, library_.manifest.id + " is not created");
+    }
+    if (command.active_only && !commands_->started) {
+      return refused(CommandResult::not_started, command.name + " runs only while " +
+                                                     library_.manifest.id +
+                                                     " is started, on the active node");
+    }
+    commands_->busy = true;
+    commands_->busy_active_only = command.active_only;
+  }
+
+  auto call = std::make_shared<CommandCall>();
+  call->command = command.name;
+  call->args = std::move(args);
+  auto state = std::make_shared<CallState>();
+  // Detached: a handler past its timeout is left to finish on its own; it holds the library,
+  // the context, its call and the gate, which it frees when it returns.
+  std::thread([state, call, gate = commands_, handler = *handler, keep_library = library_.library,
+               keep_context = context_] {
+    emsnode_status status = EMSNODE_ERROR;
+    std::string exception;
+    try {
+      status = handler.fn(handler.user_data, call->handle());
+    } catch (const std::exception& e) {
+      exception = e.what();
+    } catch (...) {
+      exception = kNotStdException;
+    }
+    {
+      std::lock_guard<std::mutex> lock(state->mutex);
+      state->done = true;
+      state->status = status;
+      state->exception = std::move(exception);
+      state->done_changed.notify_all();
+    }
+    std::lock_guard<std::mutex> lock(gate->mutex);
+    gate->busy = false;
+    gate->changed.notify_all();
+  }).detach();
+
+  std::unique_lock<std::mutex> lock(state->mutex);
+  if (!state->done_changed.wait_until(lock, until, [&] { return state->done; })) {
+    return refused(CommandResult::timed_out, command.name + " did not answer within " +
+                                                 std::to_string(timeout.count()) + "ms");
+  }
+  if (!state->exception.empty()) {
+    return refused(CommandResult::threw,
+                   "threw " + state->exception + " (no exception may cross the C ABI)");
+  }
+  CommandOutcome outcome;
+  outcome.status = state->status;
+  outcome.elapsed = since(began);
+  if (state->status == EMSNODE_OK) {
+    outcome.reply = call->reply.value_or("{}");
+  } else {
+    outcome.error = call->failure.empty()
+                        ? command.name + " failed without a reason (call command_fail first)"
+                        : call->failure;
+  }
+  return outcome;
 }
 
 }  // namespace emsnode::host

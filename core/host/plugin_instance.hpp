@@ -36,6 +36,23 @@ struct CallOutcome {
   std::size_t leaked_timers = 0;  // stop: timers the plugin left armed (the host cancelled them)
 };
 
+// How a control command's call ended (run_command).
+enum class CommandResult {
+  answered,     // the handler returned `status`
+  not_started,  // an active_only command while the plugin is not started, or not created
+  busy,         // an earlier call was still running for the whole timeout
+  timed_out,    // the handler had not returned at the timeout; its late answer is dropped
+  threw,        // the handler threw (no exception may cross the C ABI)
+};
+
+struct CommandOutcome {
+  CommandResult result = CommandResult::answered;
+  emsnode_status status = EMSNODE_ERROR;  // for answered
+  std::string reply;                      // answered with EMSNODE_OK: its JSON ("{}" without one)
+  std::string error;                      // otherwise: why, one line
+  std::chrono::milliseconds elapsed{0};
+};
+
 class PluginInstance {
  public:
   // `executor` must outlive this object.
@@ -56,11 +73,19 @@ class PluginInstance {
   // Idempotent; valid after a failed or timed-out start and before any start. Cancels (and
   // counts) timers the plugin left armed.
   CallOutcome stop(std::chrono::milliseconds deadline);
-  // Refused (failed) when not created or faulted.
-  CallOutcome destroy();
+  // Refused (failed) when not created or faulted. Waits up to `command_wait` for a command
+  // handler still running; past it the instance is faulted instead of destroyed.
+  CallOutcome destroy(std::chrono::milliseconds command_wait = std::chrono::seconds(30));
+
+  // Runs `command` (declared in the manifest) with checked `args` on a thread of its own, one
+  // call at a time, never with create or destroy, an active_only one only while started (stop
+  // waits for it). Gives up after `timeout`, counting the wait for an earlier call.
+  CommandOutcome run_command(const CommandSpec& command, config::Values args,
+                             std::chrono::milliseconds timeout);
 
  private:
   struct CallState;
+  struct CommandGate;
   struct Call {
     std::thread thread;
     std::shared_ptr<CallState> state;
@@ -80,6 +105,7 @@ class PluginInstance {
   bool created_ = false;
   bool faulted_ = false;
   std::optional<Call> pending_start_;  // a start that outlived its timeout
+  std::shared_ptr<CommandGate> commands_;
 };
 
 }  // namespace emsnode::host

@@ -19,6 +19,7 @@
 #include "db/postgres_database.hpp"
 #include "db/schema.hpp"
 #include "db/settings.hpp"
+#include "host/command_args.hpp"
 #include "host/plugin_host.hpp"
 #include "host/supervisor.hpp"
 #include "metrics/metrics.hpp"
@@ -607,6 +608,29 @@ int run(const config::NodeConfig& config, std::string_view version) {
         return store::Writer{config.node_id, active_epoch("the file store is written")};
       },
       [&](const std::string& backend) { return open_file_store(*database, config, backend); });
+  model.commands.list = [&](const std::string& plugin) -> std::optional<std::string> {
+    const std::vector<host::CommandSpec>* commands = plugins.commands(plugin);
+    if (commands == nullptr) return std::nullopt;
+    nlohmann::json list = nlohmann::json::array();
+    for (const host::CommandSpec& command : *commands)
+      list.push_back(host::command_to_json(command));
+    return list.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
+  model.commands.find = [&](const std::string& plugin,
+                            const std::string& name) -> std::optional<admin::CommandInfo> {
+    const std::vector<host::CommandSpec>* commands = plugins.commands(plugin);
+    if (commands == nullptr) return std::nullopt;
+    for (const host::CommandSpec& command : *commands) {
+      if (command.name == name)
+        return admin::CommandInfo{command.changes_state, command.active_only};
+    }
+    return std::nullopt;
+  };
+  model.commands.run = [&](const std::string& plugin, const std::string& name,
+                           const std::string& args) {
+    const host::CommandAnswer answer = plugins.run_command(plugin, name, args);
+    return admin::CommandReply{answer.http_status, answer.body, answer.not_active};
+  };
   std::optional<std::string> token;
   if (config.admin.token) token = config.admin.token->reveal();
   admin::AdminServer admin(config.admin.listen, token, std::move(model));

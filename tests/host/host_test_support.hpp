@@ -76,13 +76,19 @@ class Sandbox {
   // sandbox, so a PluginHost declared after the sandbox may use it.
   const config::NodeConfig& node_config(const std::string& sections,
                                         const std::string& start_timeout = "2s",
-                                        const std::string& stop_deadline = "2s") {
+                                        const std::string& stop_deadline = "2s",
+                                        const std::string& command_timeout = "") {
     std::string dirs = "\"" + plugin_dir().string() + "\"";
     for (const fs::path& dir : extra_dirs_) dirs += ", \"" + dir.string() + "\"";
     const fs::path file = dir_.write(
-        "node.toml", "[node]\nid = \"node-a\"\ndata_dir = \"var\"\n\n[plugin_host]\ndirs = [" +
-                         dirs + "]\nstart_timeout = \"" + start_timeout + "\"\nstop_deadline = \"" +
-                         stop_deadline + "\"\n\n" + sections);
+        "node.toml",
+        "[node]\nid = \"node-a\"\ndata_dir = \"var\"\n\n[plugin_host]\ndirs = [" + dirs +
+            "]\nstart_timeout = \"" + start_timeout + "\"\nstop_deadline = \"" + stop_deadline +
+            "\"\n" +
+            // Only when given: tests expect errors at fixed lines of this file.
+            (command_timeout.empty() ? std::string()
+                                     : "command_timeout = \"" + command_timeout + "\"\n") +
+            "\n" + sections);
     config_.emplace(config::load_node_config(file));
     return *config_;
   }

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -41,24 +42,38 @@ EchoOptions read_options(const sdk::Config& config) {
 class EchoPlugin final : public sdk::Plugin {
  public:
   // create: runs on every node, active or not. Checks the config; binds nothing.
-  explicit EchoPlugin(sdk::Host& host) : Plugin(host), options_(read_options(host.config())) {}
+  // Attaches the handler of each command plugin.toml declares.
+  explicit EchoPlugin(sdk::Host& host) : Plugin(host), options_(read_options(host.config())) {
+    // active_only: the host runs it only between start and stop, never concurrently with them.
+    host.command("stats", [this](sdk::CommandCall& call) {
+      std::lock_guard<std::mutex> lock(server_mutex_);
+      const std::uint64_t served = server_ ? server_->served() : 0;
+      const std::uint64_t open = server_ ? server_->open_now() : 0;
+      call.reply(sdk::JsonObject().add("served", served).add("open", open).str());
+    });
+  }
 
   // The node became active. A fresh server per active period: nothing carries over a flip.
   void start() override {
-    server_ = std::make_unique<EchoServer>(host(), options_);
-    server_->start();
+    auto server = std::make_unique<EchoServer>(host(), options_);
+    server->start();
+    std::lock_guard<std::mutex> lock(server_mutex_);
+    server_ = std::move(server);
   }
 
   // Also called after a failed start, when server_ exists but never listened.
   void stop(std::chrono::milliseconds deadline) override {
-    if (server_) {
-      server_->stop(deadline);
-      server_.reset();
+    std::unique_ptr<EchoServer> server;
+    {
+      std::lock_guard<std::mutex> lock(server_mutex_);
+      server = std::move(server_);
     }
+    if (server) server->stop(deadline);
   }
 
  private:
   EchoOptions options_;
+  std::mutex server_mutex_;  // server_ is read by the stats command's thread
   std::unique_ptr<EchoServer> server_;
 };
 

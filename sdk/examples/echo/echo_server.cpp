@@ -201,6 +201,8 @@ void EchoServer::accept_next() {
       connections_.insert(connection);
       accepted_.add();
       open_.add(1);
+      served_.fetch_add(1, std::memory_order_relaxed);
+      open_now_.fetch_add(1, std::memory_order_relaxed);
       connection->begin();
     }
     accept_next();
@@ -229,6 +231,7 @@ void EchoServer::close_all() {
 void EchoServer::forget(const std::shared_ptr<Connection>& connection) {
   if (connections_.erase(connection) > 0) {
     open_.add(-1);
+    open_now_.fetch_sub(1, std::memory_order_relaxed);
   }
 }
 

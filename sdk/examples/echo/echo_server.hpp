@@ -9,6 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <future>
@@ -48,6 +49,10 @@ class EchoServer {
   /// Harmless when the server never started or was stopped already.
   bool stop(std::chrono::milliseconds deadline);
 
+  /// Connections accepted since start, and open now. Thread-safe.
+  std::uint64_t served() const { return served_.load(std::memory_order_relaxed); }
+  std::uint64_t open_now() const { return open_now_.load(std::memory_order_relaxed); }
+
   /// The address actually bound (the chosen port when the config asked for port 0).
   const boost::asio::ip::tcp::endpoint& local_endpoint() const { return bound_; }
 
@@ -74,6 +79,8 @@ class EchoServer {
   std::set<std::shared_ptr<Connection>> connections_;
   bool stopping_ = false;
   bool degraded_ = false;
+  std::atomic<std::uint64_t> served_{0};  // for the stats command, read from its thread
+  std::atomic<std::uint64_t> open_now_{0};
 
   std::thread thread_;
   std::future<void> drained_;  // ready once the I/O thread's loop has returned

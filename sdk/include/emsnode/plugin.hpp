@@ -25,6 +25,8 @@
 //     is fenced off (this node lost the lease), DbError for any other failure. An exception thrown
 //     by the plugin's own write body or row callback is carried across the host call and
 //     rethrown as is, after the host has rolled the transaction back.
+//   - Control commands (ABI 1.3): a handler's exception becomes command_fail(what()) and the
+//     status it maps to (InvalidInput 400, NotFound 404, FencedError 409, anything else 500).
 //   - File store calls (ABI 1.2) likewise: FencedError when a put or remove is fenced off,
 //     FileNotFoundError for a missing file, StoreError for any other failure; an exception from
 //     the plugin's own stream is rethrown as is once the host has given up the transfer.
@@ -131,6 +133,22 @@ class FileNotFoundError : public StoreError {
  public:
   /// An error with the host's `message` (naming the key) as what().
   explicit FileNotFoundError(const std::string& message) : StoreError(message) {}
+};
+
+/// Thrown by a control command's handler when the operator's input is wrong (a forged file, an
+/// argument that makes no sense with another): the caller sees 400 and what().
+class InvalidInput : public Error {
+ public:
+  /// An error with the line for the operator as what().
+  explicit InvalidInput(const std::string& message) : Error(message) {}
+};
+
+/// Thrown by a control command's handler when what its arguments name does not exist: the caller
+/// sees 404 and what().
+class NotFound : public Error {
+ public:
+  /// An error with the line for the operator (naming what is missing) as what().
+  explicit NotFound(const std::string& message) : Error(message) {}
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1232,6 +1250,214 @@ struct PostedTask {
 
 }  // namespace detail
 
+// ---------------------------------------------------------------------------------------------
+// Control commands (ABI 1.3)
+
+/// A small writer for the JSON answers of control commands: one object, its values escaped per
+/// RFC 8259.
+///
+///   call.reply(sdk::JsonObject().add("served", served).add("open", open).str());
+class JsonObject {
+ public:
+  /// Adds a string member.
+  JsonObject& add(std::string_view key, std::string_view value) {
+    return member(key, quoted(value));
+  }
+  /// Adds a string member (a literal would otherwise pick the bool overload).
+  JsonObject& add(std::string_view key, const char* value) {
+    return add(key, std::string_view(value));
+  }
+  /// Adds an integer member.
+  template <typename T,
+            typename = std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>>>
+  JsonObject& add(std::string_view key, T value) {
+    return member(key, std::to_string(value));
+  }
+  /// Adds a number member; NaN and infinities, which JSON cannot hold, become null.
+  JsonObject& add(std::string_view key, double value) {
+    if (value != value || value - value != 0) {
+      return member(key, "null");
+    }
+    char text[32];
+    std::snprintf(text, sizeof text, "%.17g", value);
+    return member(key, text);
+  }
+  /// Adds a boolean member.
+  JsonObject& add(std::string_view key, bool value) {
+    return member(key, value ? "true" : "false");
+  }
+  /// Adds a member whose value is already JSON (a nested JsonObject's str(), an array).
+  JsonObject& add_raw(std::string_view key, std::string_view json) { return member(key, json); }
+
+  /// The object's text.
+  std::string str() const { return "{" + body_ + "}"; }
+
+  /// `text` as a quoted JSON string.
+  static std::string quoted(std::string_view text) {
+    std::string out = "\"";
+    for (const char c : text) {
+      switch (c) {
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        default:
+          if (static_cast<unsigned char>(c) < 0x20) {
+            char escaped[8];
+            std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
+            out += escaped;
+          } else {
+            out += c;
+          }
+      }
+    }
+    return out + "\"";
+  }
+
+ private:
+  JsonObject& member(std::string_view key, std::string_view value) {
+    if (!body_.empty()) {
+      body_ += ',';
+    }
+    body_ += quoted(key);
+    body_ += ':';
+    body_ += value;
+    return *this;
+  }
+
+  std::string body_;
+};
+
+/// One call of a control command, handed to its handler: the arguments, already checked by the
+/// host against plugin.toml, and the answer. Valid only while the handler runs.
+class CommandCall {
+ public:
+  /// Wraps the host's call; the wrapper builds it.
+  CommandCall(const emsnode_host_api* api, emsnode_host_ctx* ctx, emsnode_command_call* call)
+      : api_(api), ctx_(ctx), call_(call) {}
+
+  /// Whether the argument `name` was given or has a default.
+  bool has(std::string_view name) const { return fetch(name).has_value(); }
+
+  /// The argument `name` as T: std::string (string, path, address, secret), std::int64_t or int
+  /// (integer), double (float), bool (boolean), std::chrono::milliseconds (duration). Throws
+  /// InvalidInput when it was not given and has no default, Error when T does not fit its type.
+  template <typename T>
+  T arg(std::string_view name) const {
+    const std::optional<emsnode_db_value> value = fetch(name);
+    if (!value) {
+      throw InvalidInput("argument '" + std::string(name) + "' is missing");
+    }
+    return convert<T>(name, *value);
+  }
+
+  /// The argument `name` as T, or `fallback` when it was not given and has no default.
+  template <typename T>
+  T arg_or(std::string_view name, T fallback) const {
+    const std::optional<emsnode_db_value> value = fetch(name);
+    return value ? convert<T>(name, *value) : fallback;
+  }
+
+  /// Sets the answer: one JSON value (JsonObject helps). Throws Error when the host refuses it
+  /// (not JSON, or over 1 MiB).
+  void reply(std::string_view json) {
+    if (api_->command_reply(call_, detail::to_str(json)) != EMSNODE_OK) {
+      throw Error("the host refused the answer: " +
+                  detail::host_reason(*api_, ctx_, "not one JSON value, or over 1 MiB"));
+    }
+  }
+
+ private:
+  std::optional<emsnode_db_value> fetch(std::string_view name) const {
+    emsnode_db_value value{};
+    if (api_->command_arg(call_, detail::to_str(name), &value) != EMSNODE_OK) {
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  template <typename T>
+  static T convert(std::string_view name, const emsnode_db_value& value) {
+    const auto wrong = [&]() {
+      return Error("argument '" + std::string(name) + "' is not of the type asked for");
+    };
+    if constexpr (std::is_same_v<T, std::string>) {
+      if (value.type != EMSNODE_DB_TEXT) throw wrong();
+      return std::string(detail::to_view(value.bytes));
+    } else if constexpr (std::is_same_v<T, bool>) {
+      if (value.type != EMSNODE_DB_INTEGER) throw wrong();
+      return value.integer != 0;
+    } else if constexpr (std::is_same_v<T, std::chrono::milliseconds>) {
+      if (value.type != EMSNODE_DB_INTEGER) throw wrong();
+      return std::chrono::milliseconds(value.integer);
+    } else if constexpr (std::is_floating_point_v<T>) {
+      if (value.type == EMSNODE_DB_FLOAT) return static_cast<T>(value.floating);
+      if (value.type == EMSNODE_DB_INTEGER) return static_cast<T>(value.integer);
+      throw wrong();
+    } else if constexpr (std::is_integral_v<T>) {
+      if (value.type != EMSNODE_DB_INTEGER) throw wrong();
+      if (value.integer < static_cast<std::int64_t>(std::numeric_limits<T>::min()) ||
+          static_cast<std::uint64_t>(value.integer) >
+              static_cast<std::uint64_t>(std::numeric_limits<T>::max())) {
+        throw InvalidInput("argument '" + std::string(name) + "' is out of range");
+      }
+      return static_cast<T>(value.integer);
+    } else {
+      static_assert(detail::kAlwaysFalse<T>, "CommandCall::arg: unsupported type");
+    }
+  }
+
+  const emsnode_host_api* api_;
+  emsnode_host_ctx* ctx_;
+  emsnode_command_call* call_;
+};
+
+namespace detail {
+
+// What a command's user_data points to. Owned by Host::commands_ until destroy.
+struct CommandEntry {
+  const emsnode_host_api* api;
+  emsnode_host_ctx* ctx;
+  std::function<void(CommandCall&)> handler;
+};
+
+// Runs a handler and maps its exception to the status the caller sees; none crosses the ABI.
+inline emsnode_status run_command(void* user_data, emsnode_command_call* call) noexcept {
+  auto* entry = static_cast<CommandEntry*>(user_data);
+  const auto fail = [&](emsnode_status status, const char* message) {
+    entry->api->command_fail(call, to_str(message));
+    return status;
+  };
+  try {
+    CommandCall wrapped(entry->api, entry->ctx, call);
+    entry->handler(wrapped);
+    return EMSNODE_OK;
+  } catch (const InvalidInput& e) {
+    return fail(EMSNODE_INVALID, e.what());
+  } catch (const NotFound& e) {
+    return fail(EMSNODE_NOT_FOUND, e.what());
+  } catch (const FencedError& e) {
+    return fail(EMSNODE_FENCED, e.what());
+  } catch (const std::exception& e) {
+    return fail(EMSNODE_ERROR, e.what());
+  } catch (...) {
+    return fail(EMSNODE_ERROR, "unknown exception");
+  }
+}
+
+}  // namespace detail
+
 /// The services the node offers to one plugin instance: identity, log, config, executor and
 /// timers, metrics, health, shared database and file store. Built by the wrapper before the
 /// plugin's constructor and valid until the plugin is destroyed; the plugin receives it by
@@ -1360,6 +1586,28 @@ class Host {
         ctx_, state, detail::to_str(description));
   }
 
+  /// Attaches `handler` to the control command `name` declared in plugin.toml under
+  /// [commands.<name>] (ABI 1.3). Call it in the constructor, once per declared command: the
+  /// node refuses a plugin that leaves one without a handler. The handler runs on a host thread
+  /// (one call at a time); it reads its arguments and sets its answer through the CommandCall,
+  /// and throws InvalidInput (400), NotFound (404), FencedError (409) or anything else (500)
+  /// to fail with what(). Throws Error when the host refuses (an undeclared name, a second
+  /// handler) and UnsupportedError when it predates commands.
+  void command(std::string_view name, std::function<void(CommandCall&)> handler) {
+    auto handle_fn = detail::require(*api_, &emsnode_host_api::command_handle, "command_handle");
+    detail::require(*api_, &emsnode_host_api::command_arg, "command_arg");
+    detail::require(*api_, &emsnode_host_api::command_reply, "command_reply");
+    detail::require(*api_, &emsnode_host_api::command_fail, "command_fail");
+    auto entry = std::make_unique<detail::CommandEntry>(
+        detail::CommandEntry{api_, ctx_, std::move(handler)});
+    if (handle_fn(ctx_, detail::to_str(name), &detail::run_command, entry.get()) != EMSNODE_OK) {
+      throw Error(
+          "the host refused command '" + std::string(name) + "': " +
+          detail::host_reason(*api_, ctx_, "not declared in plugin.toml, or handled twice"));
+    }
+    commands_.push_back(std::move(entry));
+  }
+
   /// Explains why the running create, start or stop fails; the wrapper calls it for exceptions.
   void set_error(std::string_view message) const noexcept {
     if (fits(*api_, &emsnode_host_api::set_error)) {
@@ -1424,6 +1672,7 @@ class Host {
   std::atomic<std::uint64_t> starts_{0};
   std::mutex posts_mutex_;
   std::unordered_map<detail::PostedTask*, std::unique_ptr<detail::PostedTask>> posts_;
+  std::vector<std::unique_ptr<detail::CommandEntry>> commands_;  // user_data of command handlers
 };
 
 inline void Host::run_posted(void* user_data) noexcept {

@@ -37,7 +37,8 @@ const emsnode_plugin_api* echo_plugin() {
 void configure(FakeHost& fake, const char* listen = "127.0.0.1:0") {
   fake.config("listen", listen)
       .config("max_connections", 8)
-      .config("idle_timeout", std::chrono::milliseconds(60s));
+      .config("idle_timeout", std::chrono::milliseconds(60s))
+      .declare_command("stats");  // as plugin.toml declares it
 }
 
 // The port of the latest echo.listening record: the one the system picked for port 0.
@@ -265,4 +266,35 @@ TEST_CASE("the echo plugin's compiled-in id and version are those of its plugin.
   CHECK(std::string(api->id.ptr, api->id.len) == top_level("id"));
   CHECK(std::string(api->version.ptr, api->version.len) == top_level("version"));
   CHECK(top_level("abi") == std::to_string(api->abi_major) + "." + std::to_string(api->abi_minor));
+}
+
+TEST_CASE("the echo plugin's stats command counts the connections served and open") {
+  FakeHost fake;
+  configure(fake);
+  REQUIRE(fake.create(echo_plugin()) == EMSNODE_OK);
+  // active_only: refused before start, as the node refuses it on a passive.
+  CHECK(fake.call_command("stats").status == EMSNODE_ERROR);
+  REQUIRE(fake.start() == EMSNODE_OK);
+  const unsigned short port = listening_port(fake);
+  CHECK(fake.call_command("stats").reply == R"({"served":0,"open":0})");
+  {
+    Client first(port);
+    CHECK(first.roundtrip("a") == "a");
+    Client second(port);
+    CHECK(second.roundtrip("b") == "b");
+    const FakeHost::CommandResult result = fake.call_command("stats");
+    CHECK(result.status == EMSNODE_OK);
+    CHECK(result.reply == R"({"served":2,"open":2})");
+  }
+  CHECK(fake.call_command("stats", {{"verbose", true}}).status == EMSNODE_INVALID);
+  REQUIRE(fake.stop() == EMSNODE_OK);
+}
+
+TEST_CASE("the echo plugin fails create when plugin.toml does not declare its stats command") {
+  FakeHost fake;
+  fake.config("listen", "127.0.0.1:0")
+      .config("max_connections", 8)
+      .config("idle_timeout", std::chrono::milliseconds(60s));
+  CHECK(fake.create(echo_plugin()) == EMSNODE_ERROR);
+  CHECK_THAT(fake.last_error(), Catch::Contains("stats"));
 }

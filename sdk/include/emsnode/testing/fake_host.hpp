@@ -20,6 +20,13 @@
 // it fills in config defaults and refuses what a node refuses (a missing required key, a value
 // out of bounds) before create; without one it checks nothing: set every key the plugin reads.
 //
+// Control commands (ABI 1.3): declare a command as plugin.toml does, create, then call it; the
+// fake checks the arguments (unknown, missing, wrong type) as the node does and runs the handler
+// on the test's thread:
+//
+//   fake.declare_command("stats");
+//   const auto result = fake.call_command("stats");   // result.status, result.reply
+//
 // It has no database of its own. A test that drives a plugin's SQL paths sets hooks that stand
 // for the node's database and throw to fail (sdk::FencedError plays a node that lost the lease):
 //
@@ -160,6 +167,10 @@ class FakeHost {
     api_.store_stat = &FakeHost::on_store_stat;
     api_.store_list = &FakeHost::on_store_list;
     api_.store_remove = &FakeHost::on_store_remove;
+    api_.command_handle = &FakeHost::on_command_handle;
+    api_.command_arg = &FakeHost::on_command_arg;
+    api_.command_reply = &FakeHost::on_command_reply;
+    api_.command_fail = &FakeHost::on_command_fail;
   }
 
   FakeHost(const FakeHost&) = delete;
@@ -571,12 +582,21 @@ class FakeHost {
       return refuse(std::move(refusal));
     }
     void* instance = nullptr;
+    handlers_.clear();
+    creating_ = true;
     const emsnode_status status = plugin->create(&api_, ctx(), &instance);
+    creating_ = false;
     if (status != EMSNODE_OK) {
       return explained(status, "create");
     }
     if (instance == nullptr) {
       return refuse("create returned OK but no instance");
+    }
+    for (const auto& [name, declared] : commands_) {
+      if (handlers_.count(name) == 0) {
+        plugin->destroy(instance);
+        return refuse("command '" + name + "' is declared but has no handler");
+      }
     }
     plugin_ = plugin;
     instance_ = instance;
@@ -628,6 +648,80 @@ class FakeHost {
     posts_.clear();
   }
 
+  // ---- control commands (ABI 1.3) ----
+
+  /// The type of a command argument, as plugin.toml declares it (string, path, address and
+  /// secret are all text).
+  enum class ArgType { text, integer, floating, boolean, duration };
+
+  /// One argument of a declared command: what the fake checks before calling the handler.
+  struct CommandArg {
+    std::string name;
+    ArgType type = ArgType::text;
+    bool required = false;
+    std::optional<ConfigValue> default_value;  // used when the call does not give it
+  };
+
+  /// Declares the command `name` as the plugin's plugin.toml does, before create: command_handle
+  /// refuses an undeclared name, and create fails when a declared one gets no handler.
+  FakeHost& declare_command(std::string name, std::vector<CommandArg> args = {},
+                            bool active_only = true) {
+    commands_[std::move(name)] = DeclaredCommand{std::move(args), active_only};
+    return *this;
+  }
+
+  /// What a command call returned: the handler's status, its JSON answer ("{}" without one)
+  /// and its command_fail message.
+  struct CommandResult {
+    emsnode_status status = EMSNODE_ERROR;
+    std::string reply;
+    std::string error;
+  };
+
+  /// Calls the command `name` on this thread, after the node's checks: an unknown or missing
+  /// required argument, or one of another type, is EMSNODE_INVALID naming it (the handler does
+  /// not run); an active_only command while not started is EMSNODE_ERROR. Defaults are filled in.
+  CommandResult call_command(std::string_view name,
+                             std::map<std::string, ConfigValue, std::less<>> args = {}) {
+    require_created("call_command");
+    const auto declared = commands_.find(name);
+    const auto handler = handlers_.find(name);
+    if (declared == commands_.end() || handler == handlers_.end()) {
+      return {EMSNODE_NOT_FOUND, {}, "no command '" + std::string(name) + "'"};
+    }
+    if (declared->second.active_only && !started()) {
+      return {EMSNODE_ERROR, {}, std::string(name) + " runs only while the plugin is started"};
+    }
+    for (const auto& [arg, value] : args) {
+      const auto spec = std::find_if(declared->second.args.begin(), declared->second.args.end(),
+                                     [&](const CommandArg& a) { return a.name == arg; });
+      if (spec == declared->second.args.end()) {
+        return {EMSNODE_INVALID, {}, "unknown argument '" + arg + "'"};
+      }
+      if (!fits_type(spec->type, value)) {
+        return {EMSNODE_INVALID, {}, "argument '" + arg + "' is not of its declared type"};
+      }
+    }
+    Call call;
+    call.args = std::move(args);
+    for (const CommandArg& spec : declared->second.args) {
+      if (call.args.count(spec.name) != 0) {
+        continue;
+      }
+      if (spec.default_value) {
+        call.args[spec.name] = *spec.default_value;
+      } else if (spec.required) {
+        return {EMSNODE_INVALID, {}, "missing required argument '" + spec.name + "'"};
+      }
+    }
+    const emsnode_status status = handler->second.fn(
+        handler->second.user_data, reinterpret_cast<emsnode_command_call*>(&call));
+    if (status == EMSNODE_OK) {
+      return {status, call.reply.value_or("{}"), {}};
+    }
+    return {status, {}, call.failure};
+  }
+
   /// Why the last create, start or stop failed: the plugin's set_error message, or the fake's
   /// own reason. Empty after a success.
   std::string last_error() const {
@@ -661,6 +755,103 @@ class FakeHost {
     bool spoiled = false;    // a statement failed: the transaction rolls back
     std::string first_error;
   };
+
+  struct DeclaredCommand {
+    std::vector<CommandArg> args;
+    bool active_only = true;
+  };
+  struct Handler {
+    emsnode_command_fn fn = nullptr;
+    void* user_data = nullptr;
+  };
+  // What an emsnode_command_call* points to.
+  struct Call {
+    std::map<std::string, ConfigValue, std::less<>> args;
+    std::optional<std::string> reply;
+    std::string failure;
+  };
+
+  static bool fits_type(ArgType type, const ConfigValue& value) {
+    switch (type) {
+      case ArgType::text:
+        return std::holds_alternative<std::string>(value);
+      case ArgType::integer:
+        return std::holds_alternative<std::int64_t>(value);
+      case ArgType::floating:
+        return std::holds_alternative<double>(value) || std::holds_alternative<std::int64_t>(value);
+      case ArgType::boolean:
+        return std::holds_alternative<bool>(value);
+      case ArgType::duration:
+        return std::holds_alternative<std::chrono::milliseconds>(value);
+    }
+    return false;
+  }
+
+  static emsnode_status on_command_handle(emsnode_host_ctx* ctx, emsnode_str name,
+                                          emsnode_command_fn fn, void* user_data) {
+    FakeHost& host = self(ctx);
+    host.clear_call_error();
+    const std::string key(view(name));
+    if (!host.creating_) {
+      return host.fail_call("command_handle: only valid while create runs");
+    }
+    if (fn == nullptr) {
+      return host.fail_call("command_handle: the handler is NULL");
+    }
+    if (host.commands_.count(key) == 0) {
+      return host.fail_call("command_handle: no command '" + key +
+                            "' is declared (FakeHost::declare_command)");
+    }
+    if (!host.handlers_.emplace(key, Handler{fn, user_data}).second) {
+      return host.fail_call("command_handle: command '" + key + "' already has a handler");
+    }
+    return EMSNODE_OK;
+  }
+
+  static emsnode_status on_command_arg(emsnode_command_call* handle, emsnode_str name,
+                                       emsnode_db_value* out) {
+    Call& call = *reinterpret_cast<Call*>(handle);
+    const auto found = call.args.find(view(name));
+    if (found == call.args.end() || out == nullptr) {
+      return EMSNODE_NOT_FOUND;
+    }
+    emsnode_db_value value{};
+    const ConfigValue& given = found->second;
+    if (const auto* text = std::get_if<std::string>(&given)) {
+      value.type = EMSNODE_DB_TEXT;
+      value.bytes = detail::to_str(*text);
+    } else if (const auto* n = std::get_if<std::int64_t>(&given)) {
+      value.type = EMSNODE_DB_INTEGER;
+      value.integer = *n;
+    } else if (const auto* f = std::get_if<double>(&given)) {
+      value.type = EMSNODE_DB_FLOAT;
+      value.floating = *f;
+    } else if (const auto* b = std::get_if<bool>(&given)) {
+      value.type = EMSNODE_DB_INTEGER;
+      value.integer = *b ? 1 : 0;
+    } else if (const auto* d = std::get_if<std::chrono::milliseconds>(&given)) {
+      value.type = EMSNODE_DB_INTEGER;
+      value.integer = d->count();
+    } else {
+      return EMSNODE_NOT_FOUND;
+    }
+    *out = value;
+    return EMSNODE_OK;
+  }
+
+  static emsnode_status on_command_reply(emsnode_command_call* handle, emsnode_str json) {
+    const std::string_view text = view(json);
+    // The fake checks the size and that something was given; the node also parses the JSON.
+    if (text.empty() || text.size() > 1024 * 1024) {
+      return EMSNODE_ERROR;
+    }
+    reinterpret_cast<Call*>(handle)->reply = std::string(text);
+    return EMSNODE_OK;
+  }
+
+  static void on_command_fail(emsnode_command_call* handle, emsnode_str message) {
+    reinterpret_cast<Call*>(handle)->failure = std::string(view(message));
+  }
 
   static FakeHost& self(emsnode_host_ctx* ctx) { return *reinterpret_cast<FakeHost*>(ctx); }
   static std::string_view view(emsnode_str text) { return detail::to_view(text); }
@@ -1730,6 +1921,10 @@ class FakeHost {
   StoreListHook store_list_;
   StoreRemoveHook store_remove_;
   Txn* txn_ = nullptr;  // the db_write body that is running
+  // Control commands: declared by the test, attached by create, run on the test's thread.
+  std::map<std::string, DeclaredCommand, std::less<>> commands_;
+  std::map<std::string, Handler, std::less<>> handlers_;
+  bool creating_ = false;
 };
 
 }  // namespace emsnode::sdk::testing
