@@ -8,11 +8,13 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/schema.hpp"
 #include "db/database.hpp"
 #include "emsnode/plugin_abi.h"
 #include "host/executor.hpp"
+#include "host/manifest.hpp"
 #include "metrics/metrics.hpp"
 
 namespace emsnode::store {
@@ -28,6 +30,21 @@ struct HealthReport {
   Health health = Health::ok;
   std::string detail;
 };
+
+enum class Severity { info, warning, critical };
+std::string_view severity_name(Severity severity);
+
+// One fact of a plugin's status panel (status_fact).
+struct StatusFact {
+  std::string name;
+  std::string value;
+  Severity severity = Severity::info;
+};
+
+// The bounds status_fact enforces, as plugin_abi.h states them.
+constexpr std::size_t kMaxFactName = 64;
+constexpr std::size_t kMaxFactValue = 256;
+constexpr std::size_t kMaxFacts = 32;
 
 // What every plugin context shares with the host. Held by shared_ptr so that a plugin call the
 // host abandoned (stop past its deadline) can still use host services safely while it runs.
@@ -47,8 +64,9 @@ struct HostShared {
 // Thread-safe: plugins call host services from any thread.
 class PluginContext {
  public:
+  // `exports`: the shared APIs its manifest declares, which it must hand over in create.
   PluginContext(std::string plugin_id, config::Values values, std::shared_ptr<HostShared> shared,
-                std::shared_ptr<TaskGroup> tasks);
+                std::shared_ptr<TaskGroup> tasks, std::vector<ApiExport> exports = {});
   PluginContext(const PluginContext&) = delete;
   PluginContext& operator=(const PluginContext&) = delete;
 
@@ -65,6 +83,25 @@ class PluginContext {
   // that the next call starts without a stale message.
   void set_error(std::string message);
   std::string take_error();
+
+  // ---- shared APIs ----
+  // Whether create is running: api_export is accepted only then.
+  void set_creating(bool creating) { creating_.store(creating, std::memory_order_release); }
+  bool creating() const { return creating_.load(std::memory_order_acquire); }
+  // Declares that this plugin uses `use`, exported by the plugin of `exporter` (null when that
+  // plugin was not loaded: api_use then fails saying so). Before create.
+  void bind_use(const ApiUse& use, std::shared_ptr<PluginContext> exporter);
+  // api_export: "" when accepted, else why not.
+  std::string export_api(std::string_view api, std::uint32_t minor, const void* table);
+  // api_use: "" when `*table` and `*minor` are set, else why not.
+  std::string use_api(std::string_view api, const void** table, std::uint32_t* minor) const;
+  // The declared exports create left without a table, as "license.v1, queue.v2".
+  std::string missing_exports() const;
+
+  // ---- status facts ----
+  // status_fact: "" when applied, else why not (the facts are then unchanged).
+  std::string set_fact(std::string_view name, std::string_view value, Severity severity);
+  std::vector<StatusFact> facts() const;
 
   void report_health(Health health, std::string detail);
   void reset_health();
@@ -84,9 +121,23 @@ class PluginContext {
 
   std::atomic<bool> writable_{false};
 
+  std::atomic<bool> creating_{false};
+
+  struct Exported {
+    ApiExport declared;
+    const void* table = nullptr;  // set by api_export in create
+  };
+  struct Used {
+    ApiUse declared;
+    std::shared_ptr<PluginContext> exporter;
+  };
+
   mutable std::mutex mutex_;
   std::string error_;
   HealthReport health_;
+  std::vector<Exported> exports_;  // set in create, read-only afterwards
+  std::vector<Used> uses_;         // bound before create, read-only afterwards
+  std::vector<StatusFact> facts_;  // in the order first set
 };
 
 // The host API table: every member it has built filled, struct_size covering exactly those.

@@ -46,7 +46,8 @@ PluginInstance::PluginInstance(LoadedLibrary library, config::Values values,
     : library_(std::move(library)),
       tasks_(std::make_shared<TaskGroup>(executor, library_.manifest.id)),
       context_(std::make_shared<PluginContext>(library_.manifest.id, std::move(values),
-                                               std::move(shared), tasks_)) {}
+                                               std::move(shared), tasks_,
+                                               library_.manifest.exports)) {}
 
 PluginInstance::~PluginInstance() {
   // A closed group never touches the executor again, whoever still holds it.
@@ -123,6 +124,7 @@ CallOutcome PluginInstance::create() {
   void* instance = nullptr;
   emsnode_status status = EMSNODE_ERROR;
   std::string exception;
+  context_->set_creating(true);
   try {
     status = library_.api->create(&host_api(), context_->handle(), &instance);
   } catch (const std::exception& e) {
@@ -130,6 +132,7 @@ CallOutcome PluginInstance::create() {
   } catch (...) {
     exception = kNotStdException;
   }
+  context_->set_creating(false);
   CallOutcome outcome;
   outcome.elapsed = since(began);
   if (!exception.empty()) {
@@ -139,6 +142,18 @@ CallOutcome PluginInstance::create() {
     outcome.result = CallResult::failed;
     outcome.error = context_->take_error();
     if (outcome.error.empty()) outcome.error = no_reason("create");
+  } else if (const std::string missing = context_->missing_exports(); !missing.empty()) {
+    // Its users are created next and would find nothing: the instance goes, and so does the node.
+    outcome.result = CallResult::failed;
+    outcome.error = "plugin.toml declares exports " + missing +
+                    ", which create did not hand over with api_export";
+    try {
+      library_.api->destroy(instance);
+    } catch (const std::exception& e) {
+      outcome.error += " (and destroy threw " + std::string(e.what()) + ")";
+    } catch (...) {
+      outcome.error += std::string(" (and destroy threw ") + kNotStdException + ")";
+    }
   } else {
     instance_ = instance;
     created_ = true;
@@ -228,6 +243,11 @@ CallOutcome PluginInstance::stop(milliseconds deadline) {
   }
   outcome.elapsed = since(began);
   return outcome;
+}
+
+void PluginInstance::keep_loaded() {
+  pin_library(library_);
+  keep_until_exit(context_);
 }
 
 CallOutcome PluginInstance::destroy() {

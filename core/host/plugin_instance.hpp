@@ -48,6 +48,9 @@ class PluginInstance {
 
   const Manifest& manifest() const { return library_.manifest; }
   PluginContext& context() { return *context_; }
+  // The context, for a user of this plugin's shared APIs to hold (plugin_abi.h: the tables stay
+  // valid until the exporter's destroy, and so does the context that hands them over).
+  std::shared_ptr<PluginContext> shared_context() const { return context_; }
   bool created() const { return created_; }
   bool faulted() const { return faulted_; }
 
@@ -58,6 +61,9 @@ class PluginInstance {
   CallOutcome stop(std::chrono::milliseconds deadline);
   // Refused (failed) when not created or faulted.
   CallOutcome destroy();
+  // Never destroyed: its library and context stay for the life of the process, for a faulted
+  // user of its shared APIs whose code may still call into them.
+  void keep_loaded();
 
  private:
   struct CallState;
