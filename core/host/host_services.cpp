@@ -1065,18 +1065,21 @@ std::string_view severity_name(Severity severity) {
 
 PluginContext::PluginContext(std::string plugin_id, config::Values values,
                              std::shared_ptr<HostShared> shared, std::shared_ptr<TaskGroup> tasks,
-                             std::vector<ApiExport> exports)
+                             std::vector<ApiExport> exports, std::vector<ApiUse> uses)
     : plugin_id_(std::move(plugin_id)),
       log_component_("plugin." + plugin_id_),
       values_(std::move(values)),
       shared_(std::move(shared)),
       tasks_(std::move(tasks)) {
   for (ApiExport& declared : exports) exports_.push_back({std::move(declared), nullptr});
+  for (ApiUse& declared : uses) uses_.push_back({std::move(declared), nullptr});
 }
 
-void PluginContext::bind_use(const ApiUse& use, std::shared_ptr<PluginContext> exporter) {
+void PluginContext::bind_use(std::string_view api, std::shared_ptr<PluginContext> exporter) {
   std::lock_guard<std::mutex> lock(mutex_);
-  uses_.push_back({use, std::move(exporter)});
+  for (Used& use : uses_) {
+    if (use.declared.api() == api) use.exporter = std::move(exporter);
+  }
 }
 
 std::string PluginContext::export_api(std::string_view api, std::uint32_t minor,
@@ -1107,7 +1110,9 @@ std::string PluginContext::use_api(std::string_view api, const void** table,
   if (found == uses_.end()) {
     return "\"" + std::string(api) + "\" is not declared under uses in plugin.toml";
   }
-  if (!found->exporter) return found->declared.api() + ": its exporter was not loaded";
+  if (!found->exporter) {
+    return found->declared.api() + ": no plugin that exports it is loaded beside this one";
+  }
   PluginContext& exporter = *found->exporter;
   std::lock_guard<std::mutex> lock(exporter.mutex_);
   for (const Exported& e : exporter.exports_) {

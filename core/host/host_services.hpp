@@ -64,9 +64,11 @@ struct HostShared {
 // Thread-safe: plugins call host services from any thread.
 class PluginContext {
  public:
-  // `exports`: the shared APIs its manifest declares, which it must hand over in create.
+  // `exports` and `uses`: the shared APIs its manifest declares; it must hand over each export
+  // in create, and may take each use once the host bound it to its exporter (bind_use).
   PluginContext(std::string plugin_id, config::Values values, std::shared_ptr<HostShared> shared,
-                std::shared_ptr<TaskGroup> tasks, std::vector<ApiExport> exports = {});
+                std::shared_ptr<TaskGroup> tasks, std::vector<ApiExport> exports = {},
+                std::vector<ApiUse> uses = {});
   PluginContext(const PluginContext&) = delete;
   PluginContext& operator=(const PluginContext&) = delete;
 
@@ -88,9 +90,9 @@ class PluginContext {
   // Whether create is running: api_export is accepted only then.
   void set_creating(bool creating) { creating_.store(creating, std::memory_order_release); }
   bool creating() const { return creating_.load(std::memory_order_acquire); }
-  // Declares that this plugin uses `use`, exported by the plugin of `exporter` (null when that
-  // plugin was not loaded: api_use then fails saying so). Before create.
-  void bind_use(const ApiUse& use, std::shared_ptr<PluginContext> exporter);
+  // Binds the declared use of `api` ("license.v1") to the plugin that exports it. Before create;
+  // an unbound use (its exporter was not loaded) fails api_use saying so.
+  void bind_use(std::string_view api, std::shared_ptr<PluginContext> exporter);
   // api_export: "" when accepted, else why not.
   std::string export_api(std::string_view api, std::uint32_t minor, const void* table);
   // api_use: "" when `*table` and `*minor` are set, else why not.
@@ -136,7 +138,7 @@ class PluginContext {
   std::string error_;
   HealthReport health_;
   std::vector<Exported> exports_;  // set in create, read-only afterwards
-  std::vector<Used> uses_;         // bound before create, read-only afterwards
+  std::vector<Used> uses_;         // declared; bound before create, read-only afterwards
   std::vector<StatusFact> facts_;  // in the order first set
 };
 

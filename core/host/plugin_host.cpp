@@ -187,10 +187,10 @@ void PluginHost::prepare(std::vector<std::string>* errors) {
                                                        shared_, *executor_);
       for (std::size_t u = 0; u < manifests[i]->uses.size(); ++u) {
         const std::size_t exporter = slot_of[order.exporters[i][u]];
-        slot.instance->context().bind_use(
-            manifests[i]->uses[u],
-            exporter == count ? nullptr : slots[exporter].instance->shared_context());
-        if (exporter != count) slot.exporters.push_back(exporter);
+        if (exporter == count) continue;  // under check(): it failed to load
+        slot.instance->context().bind_use(manifests[i]->uses[u].api(),
+                                          slots[exporter].instance->shared_context());
+        slot.exporters.push_back(exporter);
       }
       slot_of[i] = slots.size();
       slots.push_back(std::move(slot));

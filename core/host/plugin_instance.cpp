@@ -46,8 +46,8 @@ PluginInstance::PluginInstance(LoadedLibrary library, config::Values values,
     : library_(std::move(library)),
       tasks_(std::make_shared<TaskGroup>(executor, library_.manifest.id)),
       context_(std::make_shared<PluginContext>(library_.manifest.id, std::move(values),
-                                               std::move(shared), tasks_,
-                                               library_.manifest.exports)) {}
+                                               std::move(shared), tasks_, library_.manifest.exports,
+                                               library_.manifest.uses)) {}
 
 PluginInstance::~PluginInstance() {
   // A closed group never touches the executor again, whoever still holds it.

@@ -151,8 +151,10 @@ TEST_CASE("check reports a user whose exporter failed to load with the reason") 
   REQUIRE(results.size() == 2);
   CHECK_FALSE(results[0].ok);
   CHECK_FALSE(results[1].ok);
-  CHECK(results[1].error == box.library("t-api-user").string() +
-                                ": create failed: api_use: seats.v1: its exporter was not loaded");
+  CHECK(results[1].error ==
+        box.library("t-api-user").string() +
+            ": create failed: api_use: seats.v1: no plugin that exports it is loaded "
+            "beside this one");
 }
 
 TEST_CASE("the supervisor restarts the users of an exporter it restarts, around it") {
@@ -197,6 +199,34 @@ TEST_CASE("the supervisor restarts the users of an exporter it restarts, around 
   CHECK(count(lines, "stop exporter_started=0 t-flaky-user") == 0);
   const std::size_t user_stop = position(lines, "stop exporter_started=1 t-flaky-user");
   CHECK(user_stop < position(lines, "stop"));
+}
+
+TEST_CASE("an exporter whose user is faulted is never destroyed: the user's code may call it") {
+  Sandbox box;
+  const std::filesystem::path control = box.root() / "control";
+  std::filesystem::create_directories(control);
+  box.add("t-api-exporter");
+  box.add("t-hanging-user");
+  testing::LogCapture log(box.root() / "log.txt");
+  PluginHost host(
+      box.node_config(box.section("t-api-exporter") +
+                          box.section("t-hanging-user", "control = \"" + control.string() + "\"\n"),
+                      "2s", "300ms"));
+  host.load();
+  host.create_all();
+  host.set_epoch(1);
+  REQUIRE(host.start_all());
+  std::ofstream(control / "hang_stop").put('\n');
+  host.stop_all();
+  REQUIRE(status_of(host.status(), "t-hanging-user").state == PluginState::faulted);
+  host.destroy_all();
+  CHECK(count(box.journal_lines(), "destroy t-api-exporter") == 0);
+  CHECK(contains(log.text(),
+                 "plugin.destroy_skipped id=t-api-exporter reason=user_faulted "
+                 "user=t-hanging-user"));
+  // Let the abandoned stop return, so that nothing of this test runs into the next.
+  std::ofstream(control / "release").put('\n');
+  CHECK(eventually([&] { return count(box.journal_lines(), "stop") == 1; }, 5s));
 }
 
 }  // namespace emsnode::host

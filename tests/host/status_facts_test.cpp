@@ -26,9 +26,10 @@ struct Context {
   Executor executor{1s};
   PluginContext context;
 
-  explicit Context(std::vector<ApiExport> exports = {})
+  explicit Context(std::vector<ApiExport> exports = {}, std::vector<ApiUse> uses = {})
       : context("t-facts", config::Values{}, std::make_shared<HostShared>(),
-                std::make_shared<TaskGroup>(executor, "t-facts"), std::move(exports)) {}
+                std::make_shared<TaskGroup>(executor, "t-facts"), std::move(exports),
+                std::move(uses)) {}
 
   emsnode_status fact(std::string_view name, std::string_view value,
                       emsnode_severity severity = EMSNODE_SEVERITY_INFO) {
@@ -153,12 +154,16 @@ TEST_CASE("api_export is refused outside create, for an undeclared name, a NULL 
 
 TEST_CASE("api_use gives the exporter's table and minor, and only for a declared use") {
   Context exporter({ApiExport{"seats", 1, 2}});
-  Context user;
+  Context user({}, {ApiUse{"seats", 1, 1, true}});
   static const int kTable = 0;
-  user.context.bind_use(ApiUse{"seats", 1, 1, true},
-                        std::shared_ptr<PluginContext>(std::shared_ptr<void>(), &exporter.context));
   const void* table = nullptr;
   std::uint32_t minor = 0;
+  CHECK(host_api().api_use(user.context.handle(), str("seats.v1"), &table, &minor) ==
+        EMSNODE_ERROR);
+  CHECK(user.error() == "api_use: seats.v1: no plugin that exports it is loaded beside this one");
+  // Not owned: the exporter's Context outlives the user's here.
+  user.context.bind_use("seats.v1",
+                        std::shared_ptr<PluginContext>(std::shared_ptr<void>(), &exporter.context));
   CHECK(host_api().api_use(user.context.handle(), str("seats.v1"), &table, &minor) ==
         EMSNODE_ERROR);
   CHECK(user.error() ==

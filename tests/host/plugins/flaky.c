@@ -5,7 +5,9 @@
  *   hang_stop      stop does not return until `release` exists (30 s at most): the host faults it
  * It journals "start", "start_failed" and "stop", one line each.
  * Built also as t-flaky-exporter (FLAKY_EXPORT), which exports "flaky.v1" at minor 1 (the table
- * of seats_api.h), so that the supervision tests see its users restarted with it. */
+ * of seats_api.h), so that the supervision tests see its users restarted with it; and as
+ * t-hanging-user (FLAKY_USES), which takes "seats.v1" in create, so that a test sees what the
+ * host does with an exporter whose user is faulted. */
 #include <sys/stat.h>
 
 #include "seats_api.h"
@@ -61,6 +63,14 @@ static emsnode_status create(const emsnode_host_api* api, emsnode_host_ctx* ctx,
     free(self);
     return EMSNODE_ERROR;
   }
+#ifdef FLAKY_USES
+  const void* table = NULL;
+  if (api->api_use(ctx, tp_str(FLAKY_USES), &table, NULL) != EMSNODE_OK) {
+    free(self);
+    api->set_error(ctx, api->last_error(ctx));
+    return EMSNODE_ERROR;
+  }
+#endif
 #ifdef FLAKY_EXPORT
   if (api->api_export(ctx, tp_str("flaky.v1"), 1, &kTable) != EMSNODE_OK) {
     free(self);
