@@ -28,6 +28,14 @@ struct NodeView {
   std::int64_t seen_ms_ago = 0;
 };
 
+// One fact a plugin shows in the node's status (status_fact in plugin_abi.h). Plugin-controlled
+// text: every medium escapes it.
+struct FactView {
+  std::string name;
+  std::string value;
+  std::string severity;  // "info", "warning" or "critical"
+};
+
 struct PluginView {
   std::string id;
   std::string version;
@@ -37,6 +45,10 @@ struct PluginView {
   std::string last_error;      // empty when it has not failed
   std::uint64_t restarts = 0;  // the host brought it back this often (supervision)
   bool required = true;        // down past the grace, the active hands over
+  std::string last_error;       // empty when it has not failed
+  std::uint64_t restarts = 0;   // the host brought it back this often (supervision)
+  bool required = true;         // down past the grace, the active hands over
+  std::vector<FactView> facts;  // its status panel, in the order first set
 };
 
 struct TransitionView {

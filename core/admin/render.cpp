@@ -105,6 +105,21 @@ std::string plugin_detail(const PluginView& plugin) {
   return detail;
 }
 
+// "  - seats: 120 of 500", or with "!" and the severity when it needs an operator.
+std::string fact_line(const FactView& fact) {
+  const bool info = fact.severity == "info";
+  return std::string(info ? "  - " : "  ! ") + printable(fact.name) + ": " + printable(fact.value) +
+         (info ? "" : " (" + printable(fact.severity) + ")") + "\n";
+}
+
+// Only the three severities the host knows become a class: anything else is shown, unstyled.
+std::string severity_class(const std::string& severity) {
+  if (severity == "info" || severity == "warning" || severity == "critical") {
+    return " severity-" + severity;
+  }
+  return "";
+}
+
 }  // namespace
 
 std::string printable(std::string_view text) {
@@ -229,6 +244,15 @@ std::string status_json(const StatusView& status) {
     json.key("last_error").string(plugin.last_error);
     json.key("restarts").number(plugin.restarts);
     json.key("required").boolean(plugin.required);
+    json.key("facts").begin_array();
+    for (const FactView& fact : plugin.facts) {
+      json.begin_object();
+      json.key("name").string(fact.name);
+      json.key("value").string(fact.value);
+      json.key("severity").string(fact.severity);
+      json.end_object();
+    }
+    json.end_array();
     json.end_object();
   }
   json.end_array();
@@ -264,8 +288,19 @@ std::string status_text(const StatusView& status) {
       rows.push_back({printable(plugin.id), printable(plugin.version), printable(plugin.state),
                       printable(plugin.health), plugin_detail(plugin)});
     }
+    // The table's columns are measured on the plugins' lines alone; each plugin's facts follow
+    // its line, indented.
+    std::string table;
+    append_table(table, rows);
     out += '\n';
-    append_table(out, rows);
+    std::size_t begin = 0;
+    for (std::size_t line = 0; begin < table.size(); ++line) {
+      const std::size_t end = table.find('\n', begin) + 1;
+      out.append(table, begin, end - begin);
+      begin = end;
+      if (line == 0) continue;  // the header
+      for (const FactView& fact : status.plugins[line - 1].facts) out += fact_line(fact);
+    }
   }
   return out;
 }
@@ -288,6 +323,12 @@ std::string status_html(const StatusView& status) {
       "th,td{text-align:left;padding:.2em .9em .2em 0;border-bottom:1px solid #ddd}\n"
       ".role{padding:.1em .5em;border-radius:.3em;background:#ddd}\n"
       ".active{background:#2a2;color:#fff}\n"
+      ".facts ul{list-style:none;margin:0;padding:0}\n"
+      ".severity{display:inline-block;min-width:4.5em;padding:0 .3em;border-radius:.3em;"
+      "font-size:85%}\n"
+      ".severity-info .severity{background:#e4eef9}\n"
+      ".severity-warning .severity{background:#f5c542}\n"
+      ".severity-critical .severity{background:#c22;color:#fff}\n"
       "</style></head><body>\n<h1>" +
       html_escape(status.node_id) + " <span class=\"role" +
       (status.role == "active" ? " active" : "") + "\">" + html_escape(status.role) +
@@ -309,6 +350,14 @@ std::string status_html(const StatusView& status) {
   row(out, {"plugin", "version", "state", "health", "detail"}, "th");
   for (const PluginView& plugin : status.plugins) {
     row(out, {plugin.id, plugin.version, plugin.state, plugin.health, plugin_detail(plugin)}, "td");
+    if (plugin.facts.empty()) continue;
+    out += "<tr class=\"facts\"><td></td><td colspan=\"4\"><ul>\n";
+    for (const FactView& fact : plugin.facts) {
+      out += "<li class=\"fact" + severity_class(fact.severity) + "\"><span class=\"severity\">" +
+             html_escape(fact.severity) + "</span> <b>" + html_escape(fact.name) + "</b> " +
+             html_escape(fact.value) + "</li>\n";
+    }
+    out += "</ul></td></tr>\n";
   }
   out += "</table>\n</body></html>\n";
   return out;

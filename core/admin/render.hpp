@@ -15,10 +15,13 @@ namespace emsnode::admin {
 
 // /status: one object with the keys node_id, version, role, epoch, not_active_reason, paused,
 // lease_holder, lease_epoch, lease_expires_in_ms, last_transition ({from, to, reason, epoch, at}
-// or null), transitions, nodes [...], plugins [...].
+// or null), transitions, nodes [...], plugins [...]; each plugin's facts are an array of {name,
+// value, severity}.
 std::string status_json(const StatusView& status);
+// A plugin's facts follow its line, one each: "  - name: value", or "  ! name: value (warning)".
 std::string status_text(const StatusView& status);
-// Self-contained (no external asset, no script), refreshed every 2 seconds.
+// Self-contained (no external asset, no script), refreshed every 2 seconds. A plugin's facts are a
+// list under its row, each item of the class "fact severity-<severity>".
 std::string status_html(const StatusView& status);
 
 // /settings: an array of {key, value, updated_at_ms, updated_by, epoch}, in the given order.

@@ -13,6 +13,7 @@ class Sorter {
   explicit Sorter(const std::vector<DependencyNode>& nodes)
       : nodes_(nodes), marks_(nodes.size(), Mark::unvisited), required_(nodes.size()) {
     result_.problems.resize(nodes.size());
+    result_.exporters.resize(nodes.size());
     std::map<std::string, std::size_t, std::less<>> index;
     for (std::size_t i = 0; i < nodes.size(); ++i) index.emplace(nodes[i].id, i);
     for (std::size_t i = 0; i < nodes.size(); ++i) {
@@ -27,9 +28,12 @@ class Sorter {
         }
         required_[i].push_back(found->second);
       }
+      if (result_.problems[i].empty()) resolve_uses(i);
       // Ties between requirements go by config order too.
       std::sort(required_[i].begin(), required_[i].end());
+      required_[i].erase(std::unique(required_[i].begin(), required_[i].end()), required_[i].end());
     }
+    result_.edges = required_;
   }
 
   DependencyOrder run() && {
@@ -38,6 +42,36 @@ class Sorter {
   }
 
  private:
+  // Each use becomes a requirement of its one exporter, at a minor at least the one asked for.
+  void resolve_uses(std::size_t user) {
+    const DependencyNode& node = nodes_[user];
+    for (const ApiUse& use : node.uses) {
+      std::vector<std::pair<std::size_t, const ApiExport*>> found;
+      for (std::size_t j = 0; j < nodes_.size(); ++j) {
+        for (const ApiExport& api : nodes_[j].exports) {
+          if (api.api() == use.api()) found.emplace_back(j, &api);
+        }
+      }
+      const std::string uses = "plugin " + node.id + " uses " + use.text();
+      if (found.empty()) {
+        refuse(user, uses + ", which no enabled plugin exports");
+        return;
+      }
+      if (found.size() > 1) {
+        refuse(user, uses + ", which both plugin " + nodes_[found[0].first].id + " and plugin " +
+                         nodes_[found[1].first].id + " export (enable only one)");
+        return;
+      }
+      const auto [exporter, api] = found.front();
+      if (api->minor < use.minor) {
+        refuse(user, uses + ", but plugin " + nodes_[exporter].id + " exports " + api->text());
+        return;
+      }
+      required_[user].push_back(exporter);
+      result_.exporters[user].push_back(exporter);
+    }
+  }
+
   bool visit(std::size_t node) {
     switch (marks_[node]) {
       case Mark::ordered:
@@ -59,7 +93,11 @@ class Sorter {
     for (const std::size_t required : required_[node]) {
       if (!visit(required)) {
         if (result_.problems[node].empty()) {
-          refuse(node, "requires \"" + nodes_[required].id +
+          const std::vector<std::string>& ids = nodes_[node].required;
+          const bool by_requires =
+              std::find(ids.begin(), ids.end(), nodes_[required].id) != ids.end();
+          refuse(node, std::string(by_requires ? "requires" : "uses an API of") + " \"" +
+                           nodes_[required].id +
                            "\", which is refused: " + result_.problems[required]);
         }
         path_.pop_back();

@@ -18,6 +18,7 @@
 #include "db/migrations.hpp"
 #include "log/log.hpp"
 #include "store/file_store.hpp"
+#include "store/keys.hpp"
 
 namespace emsnode::host {
 namespace {
@@ -1010,6 +1011,64 @@ void command_fail(emsnode_command_call* handle, emsnode_str message) {
   CommandCall::from(handle).failure = std::string(view(message));
 }
 
+// ---- shared APIs between plugins ----
+
+emsnode_status api_export(emsnode_host_ctx* ctx, emsnode_str name, uint32_t minor,
+                          const void* table) {
+  clear_call_error();
+  std::string refusal = PluginContext::from(ctx).export_api(view(name), minor, table);
+  return refusal.empty() ? EMSNODE_OK : fail_call("api_export: " + std::move(refusal));
+}
+
+emsnode_status api_use(emsnode_host_ctx* ctx, emsnode_str name, const void** table,
+                       uint32_t* minor) {
+  clear_call_error();
+  std::string refusal = PluginContext::from(ctx).use_api(view(name), table, minor);
+  return refusal.empty() ? EMSNODE_OK : fail_call("api_use: " + std::move(refusal));
+}
+
+// ---- status facts ----
+
+emsnode_status status_fact(emsnode_host_ctx* ctx, emsnode_str name, emsnode_str value,
+                           emsnode_severity severity) {
+  clear_call_error();
+  // Read as a number: a value outside the enum's range is the plugin's to send, not UB to load.
+  std::underlying_type_t<emsnode_severity> level;
+  std::memcpy(&level, &severity, sizeof level);
+  Severity parsed = Severity::info;
+  switch (level) {
+    case EMSNODE_SEVERITY_INFO:
+      parsed = Severity::info;
+      break;
+    case EMSNODE_SEVERITY_WARNING:
+      parsed = Severity::warning;
+      break;
+    case EMSNODE_SEVERITY_CRITICAL:
+      parsed = Severity::critical;
+      break;
+    default:
+      return fail_call("status_fact: severity " + std::to_string(level) +
+                       " is none of EMSNODE_SEVERITY_INFO, _WARNING, _CRITICAL");
+  }
+  std::string refusal = PluginContext::from(ctx).set_fact(view(name), view(value), parsed);
+  return refusal.empty() ? EMSNODE_OK : fail_call("status_fact: " + std::move(refusal));
+}
+
+// Why `text` cannot be shown as a fact's name or value: not UTF-8, or a control character (C0,
+// DEL or C1: each could forge lines or move the cursor of a terminal showing the status).
+std::string fact_text_refusal(std::string_view what, std::string_view text) {
+  if (!store::is_valid_utf8(text)) return std::string(what) + " is not UTF-8";
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const bool c1 =
+        c == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) < 0xA0;
+    if (c < 0x20 || c == 0x7F || c1) {
+      return std::string(what) + " holds a control character at byte " + std::to_string(i);
+    }
+  }
+  return {};
+}
+
 const emsnode_host_api kHostApi = {
     sizeof(emsnode_host_api),
     EMSNODE_ABI_MAJOR,
@@ -1048,9 +1107,9 @@ const emsnode_host_api kHostApi = {
     command_arg,
     command_reply,
     command_fail,
-    nullptr,
-    nullptr,
-    nullptr,
+    api_export,
+    api_use,
+    status_fact,
 };
 
 }  // namespace
@@ -1067,15 +1126,31 @@ std::string_view health_name(Health health) {
   return "failed";
 }
 
+std::string_view severity_name(Severity severity) {
+  switch (severity) {
+    case Severity::info:
+      return "info";
+    case Severity::warning:
+      return "warning";
+    case Severity::critical:
+      return "critical";
+  }
+  return "critical";
+}
+
 PluginContext::PluginContext(std::string plugin_id, config::Values values,
                              std::shared_ptr<HostShared> shared, std::shared_ptr<TaskGroup> tasks,
-                             std::vector<CommandSpec> commands)
+                             std::vector<CommandSpec> commands, std::vector<ApiExport> exports,
+                             std::vector<ApiUse> uses)
     : plugin_id_(std::move(plugin_id)),
       log_component_("plugin." + plugin_id_),
       values_(std::move(values)),
       shared_(std::move(shared)),
       tasks_(std::move(tasks)),
-      commands_(std::move(commands)) {}
+      commands_(std::move(commands)) {
+  for (ApiExport& declared : exports) exports_.push_back({std::move(declared), nullptr});
+  for (ApiUse& declared : uses) uses_.push_back({std::move(declared), nullptr});
+}
 
 emsnode_command_call* CommandCall::handle() {
   return reinterpret_cast<emsnode_command_call*>(this);
@@ -1086,7 +1161,7 @@ CommandCall& CommandCall::from(emsnode_command_call* call) {
 }
 
 std::string PluginContext::attach_command(std::string_view name, CommandHandler handler) {
-  if (!creating_.load(std::memory_order_acquire)) {
+  if (!creating()) {
     return "command_handle: only valid while create runs";
   }
   const bool declared = std::any_of(commands_.begin(), commands_.end(),
@@ -1116,6 +1191,109 @@ std::vector<std::string> PluginContext::unhandled_commands() const {
     if (handlers_.count(spec.name) == 0) names.push_back(spec.name);
   }
   return names;
+}
+
+void PluginContext::bind_use(std::string_view api, std::shared_ptr<PluginContext> exporter) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (Used& use : uses_) {
+    if (use.declared.api() == api) use.exporter = std::move(exporter);
+  }
+}
+
+std::string PluginContext::export_api(std::string_view api, std::uint32_t minor,
+                                      const void* table) {
+  if (!creating()) return "called outside create (export every API in create)";
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto found = std::find_if(exports_.begin(), exports_.end(),
+                                  [&](const Exported& e) { return e.declared.api() == api; });
+  if (found == exports_.end()) {
+    return "\"" + std::string(api) + "\" is not declared under exports in plugin.toml";
+  }
+  if (minor != found->declared.minor) {
+    return found->declared.api() + " at minor " + std::to_string(minor) + ", but plugin.toml " +
+           "declares " + found->declared.text();
+  }
+  if (table == nullptr) return found->declared.api() + ": the table is NULL";
+  if (found->table != nullptr) return found->declared.api() + " is already exported";
+  found->table = table;
+  return {};
+}
+
+std::string PluginContext::use_api(std::string_view api, const void** table,
+                                   std::uint32_t* minor) const {
+  if (table == nullptr) return "table is NULL";
+  // uses_ is bound before create and never changes afterwards.
+  const auto found = std::find_if(uses_.begin(), uses_.end(),
+                                  [&](const Used& u) { return u.declared.api() == api; });
+  if (found == uses_.end()) {
+    return "\"" + std::string(api) + "\" is not declared under uses in plugin.toml";
+  }
+  if (!found->exporter) {
+    return found->declared.api() + ": no plugin that exports it is loaded beside this one";
+  }
+  PluginContext& exporter = *found->exporter;
+  std::lock_guard<std::mutex> lock(exporter.mutex_);
+  for (const Exported& e : exporter.exports_) {
+    if (e.declared.api() != api) continue;
+    if (e.table == nullptr) {
+      return found->declared.api() + ": plugin " + exporter.plugin_id_ +
+             ", which exports it, has not been created";
+    }
+    *table = e.table;
+    if (minor != nullptr) *minor = e.declared.minor;
+    return {};
+  }
+  return found->declared.api() + ": plugin " + exporter.plugin_id_ + " does not export it";
+}
+
+std::string PluginContext::missing_exports() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::string missing;
+  for (const Exported& e : exports_) {
+    if (e.table != nullptr) continue;
+    missing += (missing.empty() ? "" : ", ") + e.declared.api();
+  }
+  return missing;
+}
+
+std::string PluginContext::set_fact(std::string_view name, std::string_view value,
+                                    Severity severity) {
+  if (name.empty() || name.size() > kMaxFactName) {
+    return "a fact's name is 1 to " + std::to_string(kMaxFactName) + " bytes, not " +
+           std::to_string(name.size());
+  }
+  if (value.size() > kMaxFactValue) {
+    return "the value of fact \"" + std::string(name) + "\" is " + std::to_string(value.size()) +
+           " bytes, over the " + std::to_string(kMaxFactValue) + " allowed";
+  }
+  if (std::string why = fact_text_refusal("the name", name); !why.empty()) return why;
+  if (std::string why = fact_text_refusal("the value of fact \"" + std::string(name) + "\"", value);
+      !why.empty()) {
+    return why;
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto found = std::find_if(facts_.begin(), facts_.end(),
+                                  [&](const StatusFact& f) { return f.name == name; });
+  if (value.empty()) {
+    if (found != facts_.end()) facts_.erase(found);
+    return {};
+  }
+  if (found != facts_.end()) {
+    found->value = std::string(value);
+    found->severity = severity;
+    return {};
+  }
+  if (facts_.size() >= kMaxFacts) {
+    return "a plugin has at most " + std::to_string(kMaxFacts) + " facts; remove one (set it " +
+           "to \"\") before adding \"" + std::string(name) + "\"";
+  }
+  facts_.push_back({std::string(name), std::string(value), severity});
+  return {};
+}
+
+std::vector<StatusFact> PluginContext::facts() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return facts_;
 }
 
 // The ABI's opaque context is this object; the casts live here and in from() only.

@@ -33,6 +33,21 @@ struct HealthReport {
   std::string detail;
 };
 
+enum class Severity { info, warning, critical };
+std::string_view severity_name(Severity severity);
+
+// One fact of a plugin's status panel (status_fact).
+struct StatusFact {
+  std::string name;
+  std::string value;
+  Severity severity = Severity::info;
+};
+
+// The bounds status_fact enforces, as plugin_abi.h states them.
+constexpr std::size_t kMaxFactName = 64;
+constexpr std::size_t kMaxFactValue = 256;
+constexpr std::size_t kMaxFacts = 32;
+
 // What every plugin context shares with the host. Held by shared_ptr so that a plugin call the
 // host abandoned (stop past its deadline) can still use host services safely while it runs.
 struct HostShared {
@@ -73,8 +88,12 @@ struct CommandHandler {
 // Thread-safe: plugins call host services from any thread.
 class PluginContext {
  public:
+  // `commands`: what its manifest declares, each to get a handler in create. `exports` and
+  // `uses`: the shared APIs its manifest declares; it must hand over each export in create, and
+  // may take each use once the host bound it to its exporter (bind_use).
   PluginContext(std::string plugin_id, config::Values values, std::shared_ptr<HostShared> shared,
-                std::shared_ptr<TaskGroup> tasks, std::vector<CommandSpec> commands = {});
+                std::shared_ptr<TaskGroup> tasks, std::vector<CommandSpec> commands = {},
+                std::vector<ApiExport> exports = {}, std::vector<ApiUse> uses = {});
   PluginContext(const PluginContext&) = delete;
   PluginContext& operator=(const PluginContext&) = delete;
 
@@ -92,6 +111,26 @@ class PluginContext {
   void set_error(std::string message);
   std::string take_error();
 
+  // Whether create is running: command_handle and api_export are accepted only then.
+  void set_creating(bool creating) { creating_.store(creating, std::memory_order_release); }
+  bool creating() const { return creating_.load(std::memory_order_acquire); }
+
+  // ---- shared APIs ----
+  // Binds the declared use of `api` ("license.v1") to the plugin that exports it. Before create;
+  // an unbound use (its exporter was not loaded) fails api_use saying so.
+  void bind_use(std::string_view api, std::shared_ptr<PluginContext> exporter);
+  // api_export: "" when accepted, else why not.
+  std::string export_api(std::string_view api, std::uint32_t minor, const void* table);
+  // api_use: "" when `*table` and `*minor` are set, else why not.
+  std::string use_api(std::string_view api, const void** table, std::uint32_t* minor) const;
+  // The declared exports create left without a table, as "license.v1, queue.v2".
+  std::string missing_exports() const;
+
+  // ---- status facts ----
+  // status_fact: "" when applied, else why not (the facts are then unchanged).
+  std::string set_fact(std::string_view name, std::string_view value, Severity severity);
+  std::vector<StatusFact> facts() const;
+
   void report_health(Health health, std::string detail);
   void reset_health();
   HealthReport health() const;
@@ -101,8 +140,7 @@ class PluginContext {
   void set_writable(bool writable) { writable_.store(writable, std::memory_order_release); }
   bool writable() const { return writable_.load(std::memory_order_acquire); }
 
-  // Control commands: command_handle is accepted only while create runs (between these two).
-  void set_creating(bool creating) { creating_.store(creating, std::memory_order_release); }
+  // ---- control commands ----
   // command_handle: "" when attached, else why not.
   std::string attach_command(std::string_view name, CommandHandler handler);
   std::optional<CommandHandler> command_handler(std::string_view name) const;
@@ -122,10 +160,22 @@ class PluginContext {
   std::atomic<bool> writable_{false};
   std::atomic<bool> creating_{false};
 
+  struct Exported {
+    ApiExport declared;
+    const void* table = nullptr;  // set by api_export in create
+  };
+  struct Used {
+    ApiUse declared;
+    std::shared_ptr<PluginContext> exporter;
+  };
+
   mutable std::mutex mutex_;
   std::string error_;
   HealthReport health_;
   std::map<std::string, CommandHandler, std::less<>> handlers_;
+  std::vector<Exported> exports_;  // set in create, read-only afterwards
+  std::vector<Used> uses_;         // declared; bound before create, read-only afterwards
+  std::vector<StatusFact> facts_;  // in the order first set
 };
 
 // The host API table: every member it has built filled, struct_size covering exactly those.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <regex>
 #include <set>
 #include <utility>
@@ -37,6 +38,14 @@ const config::Schema& manifest_schema() {
         field("requires", Type::strings, "ids of plugins started before this one", false);
     requires_field.default_value = config::Value{std::vector<std::string>{}};
     s.fields.push_back(std::move(requires_field));
+    config::Field exports_field = field(
+        "exports", Type::strings, "shared APIs it exports, \"<name>.v<major>.<minor>\"", false);
+    exports_field.default_value = config::Value{std::vector<std::string>{}};
+    s.fields.push_back(std::move(exports_field));
+    config::Field uses_field =
+        field("uses", Type::strings, "shared APIs it uses, \"<name>.v<major>[.<minor>]\"", false);
+    uses_field.default_value = config::Value{std::vector<std::string>{}};
+    s.fields.push_back(std::move(uses_field));
     return s;
   }();
   return schema;
@@ -186,6 +195,79 @@ std::vector<CommandSpec> read_commands(const toml::node& node, const config::Con
   return commands;
 }
 
+// One parsed entry of `exports` or `uses`: "<name>.v<major>" with an optional ".<minor>".
+struct ApiName {
+  std::string name;
+  std::uint32_t major = 0;
+  std::optional<std::uint32_t> minor;
+};
+
+std::optional<ApiName> parse_api_name(const std::string& text) {
+  static const std::regex pattern(R"(([a-z][a-z0-9_-]{0,63})\.v([0-9]{1,9})(\.([0-9]{1,9}))?)");
+  std::smatch match;
+  if (!std::regex_match(text, match, pattern)) return std::nullopt;
+  ApiName api;
+  api.name = match[1].str();
+  api.major = static_cast<std::uint32_t>(std::stoul(match[2].str()));
+  if (match[4].matched) api.minor = static_cast<std::uint32_t>(std::stoul(match[4].str()));
+  return api;
+}
+
+// The entries of the string array `key`, each with its own node so that a refusal points at the
+// entry rather than at the array.
+std::vector<std::pair<std::string, const toml::node*>> entries(const toml::table& table,
+                                                               std::string_view key) {
+  std::vector<std::pair<std::string, const toml::node*>> result;
+  const toml::array* array = table[key].as_array();
+  if (array == nullptr) return result;  // validate() accepted it: it is absent
+  for (const toml::node& node : *array) {
+    if (const auto* text = node.as_string()) result.emplace_back(text->get(), &node);
+  }
+  return result;
+}
+
+void read_exports(const toml::table& table, const std::filesystem::path& file, Manifest& manifest) {
+  std::set<std::string, std::less<>> seen;
+  for (const auto& [text, node] : entries(table, "exports")) {
+    const std::optional<ApiName> api = parse_api_name(text);
+    if (!api || !api->minor) {
+      throw ConfigError::at(*node, file.string(),
+                            "exports \"" + text +
+                                "\", which is not <name>.v<major>.<minor> (e.g. \"license.v1.0\"; "
+                                "name: [a-z][a-z0-9_-]*)");
+    }
+    ApiExport entry{api->name, api->major, *api->minor};
+    if (!seen.insert(entry.api()).second) {
+      throw ConfigError::at(*node, file.string(), "exports " + entry.api() + " twice");
+    }
+    manifest.exports.push_back(std::move(entry));
+  }
+}
+
+void read_uses(const toml::table& table, const std::filesystem::path& file, Manifest& manifest) {
+  std::set<std::string, std::less<>> seen;
+  for (const auto& [text, node] : entries(table, "uses")) {
+    const std::optional<ApiName> api = parse_api_name(text);
+    if (!api) {
+      throw ConfigError::at(*node, file.string(),
+                            "uses \"" + text +
+                                "\", which is not <name>.v<major> or <name>.v<major>.<minor> (e.g. "
+                                "\"license.v1\"; name: [a-z][a-z0-9_-]*)");
+    }
+    ApiUse entry{api->name, api->major, api->minor.value_or(0), api->minor.has_value()};
+    if (!seen.insert(entry.api()).second) {
+      throw ConfigError::at(*node, file.string(), "uses " + entry.api() + " twice");
+    }
+    const bool own = std::any_of(manifest.exports.begin(), manifest.exports.end(),
+                                 [&](const ApiExport& e) { return e.api() == entry.api(); });
+    if (own) {
+      throw ConfigError::at(*node, file.string(),
+                            "uses " + entry.api() + ", which it exports itself");
+    }
+    manifest.uses.push_back(std::move(entry));
+  }
+}
+
 }  // namespace
 
 bool is_valid_command_name(std::string_view name) {
@@ -198,6 +280,22 @@ const CommandSpec* find_command(const Manifest& manifest, std::string_view name)
     if (command.name == name) return &command;
   }
   return nullptr;
+}
+
+std::string ApiExport::api() const {
+  return name + ".v" + std::to_string(major);
+}
+
+std::string ApiExport::text() const {
+  return api() + "." + std::to_string(minor);
+}
+
+std::string ApiUse::api() const {
+  return name + ".v" + std::to_string(major);
+}
+
+std::string ApiUse::text() const {
+  return minor_given ? api() + "." + std::to_string(minor) : api();
 }
 
 bool is_valid_plugin_id(std::string_view id) {
@@ -246,6 +344,19 @@ Manifest read_manifest(const std::filesystem::path& file) {
       }
       manifest.required_plugins.push_back(id);
     }
+  }
+
+  read_exports(table, file, manifest);
+  read_uses(table, file, manifest);
+  // Major 1 only: another major is refused, with its own reason, before anything is loaded.
+  if ((!manifest.exports.empty() || !manifest.uses.empty()) && manifest.abi_major == 1 &&
+      manifest.abi_minor < 3) {
+    refuse(values, manifest.exports.empty() ? "uses" : "exports", file,
+           std::string(manifest.exports.empty() ? "uses" : "exports") +
+               " needs abi \"1.3\" or later (shared APIs came with ABI 1.3); this manifest "
+               "declares abi \"" +
+               std::to_string(manifest.abi_major) + "." + std::to_string(manifest.abi_minor) +
+               "\"");
   }
 
   if (const toml::node* node = table.get("config")) {

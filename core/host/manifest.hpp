@@ -6,6 +6,8 @@
 //   abi = "1.0"                    # EMSNODE_ABI_MAJOR.MINOR the plugin was built against
 //   description = "MQTT 3.1.1 broker on TCP 8013"
 //   requires = ["license"]         # optional: plugins started before this one
+//   exports = ["queue.v1.2"]       # optional: shared APIs it hands over in create, at their minor
+//   uses = ["license.v1"]          # optional: shared APIs it takes ("license.v1.2": minor >= 2)
 //   [config.listen]                # optional: the schema of the node's [plugins.mq] section
 //   type = "address"
 //   default = "0.0.0.0:8013"
@@ -36,6 +38,27 @@ struct CommandSpec {
   config::Schema args;        // checked by config::validate, as a config section is
 };
 
+// A shared API a plugin exports: `name`.v`major` at `minor` ("license.v1.2").
+struct ApiExport {
+  std::string name;  // [a-z][a-z0-9_-]*, at most 64 bytes
+  std::uint32_t major = 0;
+  std::uint32_t minor = 0;
+
+  std::string api() const;   // "license.v1": what api_export and api_use name
+  std::string text() const;  // "license.v1.2"
+};
+
+// A shared API a plugin uses: `name`.v`major`, at `minor` or later.
+struct ApiUse {
+  std::string name;
+  std::uint32_t major = 0;
+  std::uint32_t minor = 0;   // the oldest minor it works with; 0 when not given
+  bool minor_given = false;  // written "license.v1.2" rather than "license.v1"
+
+  std::string api() const;   // "license.v1"
+  std::string text() const;  // as written: "license.v1" or "license.v1.2"
+};
+
 struct Manifest {
   std::filesystem::path file;     // the plugin.toml
   std::filesystem::path library;  // <id><platform suffix>, in the manifest's folder
@@ -46,6 +69,8 @@ struct Manifest {
   std::uint16_t abi_minor = 0;
   std::string description;
   std::vector<std::string> required_plugins;  // `requires`
+  std::vector<ApiExport> exports;             // `exports`, as written
+  std::vector<ApiUse> uses;                   // `uses`, as written
   config::Schema config_schema;               // for the node config's [plugins.<id>] section
   std::vector<CommandSpec> commands;          // in the order plugin.toml declares them
 };

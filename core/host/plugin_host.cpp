@@ -158,6 +158,8 @@ void PluginHost::prepare(std::vector<std::string>* errors) {
       const Manifest& manifest = catalog_.find(enabled_[i]->id);
       manifests[i] = &manifest;
       nodes[i].required = manifest.required_plugins;
+      nodes[i].exports = manifest.exports;
+      nodes[i].uses = manifest.uses;
       nodes[i].manifest = manifest.file;
       // Before its schema is trusted to validate anything.
       check_manifest_abi(manifest);
@@ -180,16 +182,20 @@ void PluginHost::prepare(std::vector<std::string>* errors) {
       LoadedLibrary library = load_library(*manifests[i]);
       Slot slot;
       slot.section = i;
-      // Every requirement is enabled (order_by_dependencies checked) and ordered before.
-      for (const std::string& id : manifests[i]->required_plugins) {
-        const auto section =
-            std::find_if(enabled_.begin(), enabled_.end(),
-                         [&](const config::PluginSection* s) { return s->id == id; });
-        const std::size_t required_slot = slot_of[section - enabled_.begin()];
-        if (required_slot != count) slot.required.push_back(required_slot);
+      // Every requirement and exporter is enabled (order_by_dependencies checked) and ordered
+      // before; under check() one that failed to load has no slot.
+      for (const std::size_t required : order.edges[i]) {
+        if (slot_of[required] != count) slot.required.push_back(slot_of[required]);
       }
       slot.instance = std::make_unique<PluginInstance>(std::move(library), std::move(values[i]),
                                                        shared_, *executor_);
+      for (std::size_t u = 0; u < manifests[i]->uses.size(); ++u) {
+        const std::size_t exporter = slot_of[order.exporters[i][u]];
+        if (exporter == count) continue;  // under check(): it failed to load
+        slot.instance->context().bind_use(manifests[i]->uses[u].api(),
+                                          slots[exporter].instance->shared_context());
+        slot.exporters.push_back(exporter);
+      }
       slot_of[i] = slots.size();
       slots.push_back(std::move(slot));
     } catch (const HostError& e) {
@@ -412,6 +418,18 @@ void PluginHost::destroy_all() {
       log_.warning("plugin.destroy_skipped", {{"id", id}, {"reason", "faulted"}});
       continue;
     }
+    const std::size_t index = static_cast<std::size_t>(&*slot - slots_.data());
+    const auto faulted_user = std::find_if(slots_.begin(), slots_.end(), [&](const Slot& user) {
+      return user.instance->faulted() &&
+             std::find(user.exporters.begin(), user.exporters.end(), index) != user.exporters.end();
+    });
+    if (faulted_user != slots_.end() && instance.created()) {
+      log_.warning("plugin.destroy_skipped", {{"id", id},
+                                              {"reason", "user_faulted"},
+                                              {"user", faulted_user->instance->manifest().id}});
+      instance.keep_loaded();
+      continue;
+    }
     if (!instance.created()) continue;
     const CallOutcome outcome = instance.destroy(command_timeout_);
     if (outcome.result != CallResult::ok) {
@@ -493,6 +511,7 @@ std::vector<PluginStatus> PluginHost::status() const {
     status.leaked_timers = slot.leaked_timers;
     status.restarts = slot.restarts;
     status.required = enabled_[slot.section]->required;
+    status.facts = slot.instance->context().facts();
     result.push_back(std::move(status));
   }
   return result;

@@ -16,6 +16,12 @@
 // plugin_host.dirs. Only plugins with a [plugins.<id>] section that is enabled are loaded; the
 // others are listed by available().
 //
+// A plugin's `uses` of shared APIs are resolved in load(), before anything is created: each
+// must be exported by exactly one enabled plugin at a minor at least the one asked for, else the
+// node is refused with one line naming both plugins. A use orders as `requires` does: the
+// exporter is created and started before its users, stopped and destroyed after them, and
+// restart() of the exporter restarts them too.
+//
 // start_all and stop_all repeat on every role flip. A plugin whose start fails (or times out)
 // is stopped again and marked failed; the plugins that require it are skipped (failed, reason
 // dependency_failed); the rest run. Between start_all and stop_all the host is serving, and
@@ -73,6 +79,7 @@ struct PluginStatus {
   std::size_t leaked_timers = 0;  // timers it left armed at its stops, in total
   std::size_t restarts = 0;       // restart() calls that brought it back, in total
   bool required = true;           // [plugins.<id>] required: down past the grace, hand over
+  std::vector<StatusFact> facts;  // its status panel (status_fact), in the order first set
 };
 
 // Whether the plugin is out of service: failed, faulted, or running but reporting FAILED.
@@ -146,13 +153,14 @@ class PluginHost {
   // The same within `budget` in all (self-fencing: the node must stop serving before its lease
   // can expire); each plugin gets what is left of it, at most plugin_host.stop_deadline.
   void stop_all(std::chrono::milliseconds budget);
-  // stop_all(), then destroys every created plugin in reverse order, except faulted ones.
+  // stop_all(), then destroys every created plugin in reverse order, except faulted ones and the
+  // exporters of APIs a faulted plugin uses (its code may still call their tables).
   void destroy_all();
   // While serving (after start_all, before stop_all): stops plugin `id` and the running plugins
-  // that require it, in reverse order, then starts it and them again in dependency order.
-  // Returns true when `id` runs afterwards; false when it did not start, is faulted (its code may
-  // still run: it cannot be started again in this process), or the host is not serving or has
-  // no epoch (set_epoch(0): the node is fencing itself).
+  // that require it or use its shared APIs, directly or not, in reverse order, then starts it and
+  // them again in dependency order. Returns true when `id` runs afterwards; false when it did not
+  // start, is faulted (its code may still run: it cannot be started again in this process), or the
+  // host is not serving or has no epoch (set_epoch(0): the node is fencing itself).
   bool restart(const std::string& id);
   // Between start_all and stop_all. Thread-safe.
   bool serving() const;
@@ -196,7 +204,8 @@ class PluginHost {
   struct Slot {
     std::size_t section = 0;  // index into enabled_
     std::unique_ptr<PluginInstance> instance;
-    std::vector<std::size_t> required;  // indices into slots_
+    std::vector<std::size_t> required;   // indices into slots_: requirements and exporters
+    std::vector<std::size_t> exporters;  // indices into slots_: the exporters of what it uses
     PluginState state = PluginState::loaded;
     std::string last_error;
     std::size_t leaked_timers = 0;

@@ -60,8 +60,22 @@ PluginInstance::PluginInstance(LoadedLibrary library, config::Values values,
       tasks_(std::make_shared<TaskGroup>(executor, library_.manifest.id)),
       context_(std::make_shared<PluginContext>(library_.manifest.id, std::move(values),
                                                std::move(shared), tasks_,
-                                               library_.manifest.commands)),
+                                               library_.manifest.commands,
+                                               library_.manifest.exports, library_.manifest.uses)),
       commands_(std::make_shared<CommandGate>()) {}
+
+// What create promised in plugin.toml and did not do, or "".
+std::string PluginInstance::unfulfilled_declarations() const {
+  if (const auto unhandled = context_->unhandled_commands(); !unhandled.empty()) {
+    return "command " + config::quote(unhandled.front()) +
+           " is declared in plugin.toml but has no handler (call command_handle for it in create)";
+  }
+  if (const std::string missing = context_->missing_exports(); !missing.empty()) {
+    return "plugin.toml declares exports " + missing +
+           ", which create did not hand over with api_export";
+  }
+  return {};
+}
 
 PluginInstance::~PluginInstance() {
   // A closed group never touches the executor again, whoever still holds it.
@@ -156,13 +170,18 @@ CallOutcome PluginInstance::create() {
     outcome.result = CallResult::failed;
     outcome.error = context_->take_error();
     if (outcome.error.empty()) outcome.error = no_reason("create");
-  } else if (const auto unhandled = context_->unhandled_commands(); !unhandled.empty()) {
-    // The plugin built its instance: free it, since the host will never call destroy on it.
-    library_.api->destroy(instance);
+  } else if (std::string unfulfilled = unfulfilled_declarations(); !unfulfilled.empty()) {
+    // A declared command without a handler, or an export its users would not find: the instance
+    // goes (the host will never call destroy on it), and so does the node.
     outcome.result = CallResult::failed;
-    outcome.error = "command " + config::quote(unhandled.front()) +
-                    " is declared in plugin.toml but has no handler (call command_handle for it "
-                    "in create)";
+    outcome.error = std::move(unfulfilled);
+    try {
+      library_.api->destroy(instance);
+    } catch (const std::exception& e) {
+      outcome.error += " (and destroy threw " + std::string(e.what()) + ")";
+    } catch (...) {
+      outcome.error += std::string(" (and destroy threw ") + kNotStdException + ")";
+    }
   } else {
     instance_ = instance;
     created_ = true;
@@ -266,6 +285,11 @@ CallOutcome PluginInstance::stop(milliseconds deadline) {
   }
   outcome.elapsed = since(began);
   return outcome;
+}
+
+void PluginInstance::keep_loaded() {
+  pin_library(library_);
+  keep_until_exit(context_);
 }
 
 CallOutcome PluginInstance::destroy(milliseconds command_wait) {

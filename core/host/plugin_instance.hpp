@@ -65,6 +65,9 @@ class PluginInstance {
 
   const Manifest& manifest() const { return library_.manifest; }
   PluginContext& context() { return *context_; }
+  // The context, for a user of this plugin's shared APIs to hold (plugin_abi.h: the tables stay
+  // valid until the exporter's destroy, and so does the context that hands them over).
+  std::shared_ptr<PluginContext> shared_context() const { return context_; }
   bool created() const { return created_; }
   bool faulted() const { return faulted_; }
 
@@ -76,6 +79,9 @@ class PluginInstance {
   // Refused (failed) when not created or faulted. Waits up to `command_wait` for a command
   // handler still running; past it the instance is faulted instead of destroyed.
   CallOutcome destroy(std::chrono::milliseconds command_wait = std::chrono::seconds(30));
+  // Never destroyed: its library and context stay for the life of the process, for a faulted
+  // user of its shared APIs whose code may still call into them.
+  void keep_loaded();
 
   // Runs `command` (declared in the manifest) with checked `args` on a thread of its own, one
   // call at a time, never with create or destroy, an active_only one only while started (stop
@@ -95,6 +101,7 @@ class PluginInstance {
   static bool wait(const Call& call, std::chrono::steady_clock::time_point until);
   CallOutcome finish(Call& call, std::chrono::steady_clock::time_point began);
   void abandon(Call& call);
+  std::string unfulfilled_declarations() const;
   // No further call, no destroy; the library and the context stay until the process exits.
   void fault();
 

@@ -396,9 +396,13 @@ admin::StatusView status_view(const config::NodeConfig& config, std::string_view
                           r.paused, node.seen_ms_ago});
   }
   for (const host::PluginStatus& p : plugins.status()) {
+    std::vector<admin::FactView> facts;
+    for (const host::StatusFact& fact : p.facts) {
+      facts.push_back({fact.name, fact.value, std::string(host::severity_name(fact.severity))});
+    }
     view.plugins.push_back({p.id, p.version, std::string(host::state_name(p.state)),
                             std::string(host::health_name(p.health)), p.health_detail, p.last_error,
-                            p.restarts, p.required});
+                            p.restarts, p.required, std::move(facts)});
   }
   return view;
 }

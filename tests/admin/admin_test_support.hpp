@@ -41,8 +41,8 @@ inline StatusView sample_status() {
        "lease_held", true, 2500},
   };
   status.plugins = {
-      {"echo", "1.0.0", "running", "ok", "", ""},
-      {"mq", "2.1.0", "failed", "degraded", "broker down", "bind: address in use", 3, false},
+      {"echo", "1.0.0", "running", "ok", "", "", 0, true, {}},
+      {"mq", "2.1.0", "failed", "degraded", "broker down", "bind: address in use", 3, false, {}},
   };
   return status;
 }

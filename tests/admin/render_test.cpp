@@ -19,9 +19,9 @@ TEST_CASE("the status JSON has every required key, in a stable order") {
         R"("admin_address":"127.0.0.1:8441","version":"0.1.0","backup_dir":"/var/backup/b",)"
         R"("role":"passive","reason":"lease_held","paused":true,"seen_ms_ago":2500}],)"
         R"("plugins":[{"id":"echo","version":"1.0.0","state":"running","health":"ok",)"
-        R"("health_detail":"","last_error":"","restarts":0,"required":true},{"id":"mq",)"
+        R"("health_detail":"","last_error":"","restarts":0,"required":true,"facts":[]},{"id":"mq",)"
         R"("version":"2.1.0","state":"failed","health":"degraded","health_detail":"broker down",)"
-        R"("last_error":"bind: address in use","restarts":3,"required":false}]})");
+        R"("last_error":"bind: address in use","restarts":3,"required":false,"facts":[]}]})");
 }
 
 TEST_CASE("a node that never changed role has a null last_transition") {
@@ -94,6 +94,64 @@ TEST_CASE("the HTML page escapes every value and runs no script") {
   CHECK(html.find("<meta http-equiv=\"refresh\" content=\"2\">") != std::string::npos);
   CHECK(html.find("src=\"http") == std::string::npos);  // self-contained
   CHECK(html.find("href=") == std::string::npos);
+}
+
+// sample_status() with facts on its plugins: two on echo, one on mq.
+StatusView status_with_facts() {
+  StatusView status = sample_status();
+  status.plugins[0].facts = {{"seats", "120 of 500", "info"},
+                             {"license", "expires in 5 days", "warning"}};
+  status.plugins[1].facts = {{"last backup", "failing since 03:00", "critical"}};
+  return status;
+}
+
+TEST_CASE("the status JSON shows each plugin's facts under it, in order, with their severity") {
+  const std::string json = status_json(status_with_facts());
+  CHECK(json.find(R"("required":true,"facts":[{"name":"seats","value":"120 of 500",)"
+                  R"("severity":"info"},{"name":"license","value":"expires in 5 days",)"
+                  R"("severity":"warning"}]},{"id":"mq")") != std::string::npos);
+  CHECK(json.find(R"("required":false,"facts":[{"name":"last backup",)"
+                  R"("value":"failing since 03:00","severity":"critical"}]}]})") !=
+        std::string::npos);
+}
+
+TEST_CASE(
+    "the status text lists each plugin's facts under its line, marking those that need care") {
+  const std::string text = status_text(status_with_facts());
+  CHECK(text.substr(text.find("PLUGIN")) ==
+        "PLUGIN  VERSION  STATE    HEALTH    DETAIL\n"
+        "echo    1.0.0    running  ok\n"
+        "  - seats: 120 of 500\n"
+        "  ! license: expires in 5 days (warning)\n"
+        "mq      2.1.0    failed   degraded  broker down; last error: bind: address in use; "
+        "restarted 3x; not required\n"
+        "  ! last backup: failing since 03:00 (critical)\n");
+}
+
+TEST_CASE("the status page shows each plugin's facts with a class per severity") {
+  const std::string html = status_html(status_with_facts());
+  CHECK(html.find("<li class=\"fact severity-info\"><span class=\"severity\">info</span> "
+                  "<b>seats</b> 120 of 500</li>") != std::string::npos);
+  CHECK(html.find("<li class=\"fact severity-warning\"><span class=\"severity\">warning</span> "
+                  "<b>license</b> expires in 5 days</li>") != std::string::npos);
+  CHECK(html.find("<li class=\"fact severity-critical\">") != std::string::npos);
+  CHECK(html.find(".severity-critical .severity{") != std::string::npos);
+}
+
+TEST_CASE("facts are plugin text: escaped in JSON, text and HTML") {
+  StatusView status = sample_status();
+  status.plugins[0].facts = {{"<b>n\"</b>", "v\n\x1b[2J<script>", "warning\"><script>"}};
+  const std::string json = status_json(status);
+  CHECK(json.find(R"({"name":"<b>n\"</b>","value":"v\n\u001b[2J<script>",)") != std::string::npos);
+  const std::string text = status_text(status);
+  CHECK(text.find("  ! <b>n\"</b>: v\\n\\x1b[2J<script> (warning\"><script>)\n") !=
+        std::string::npos);
+  CHECK(text.find('\x1b') == std::string::npos);
+  const std::string html = status_html(status);
+  CHECK(html.find("<script") == std::string::npos);
+  // An unknown severity becomes no class: shown, escaped, unstyled.
+  CHECK(html.find("<li class=\"fact\"><span class=\"severity\">warning&quot;&gt;&lt;script&gt;"
+                  "</span> <b>&lt;b&gt;n&quot;&lt;/b&gt;</b> v") != std::string::npos);
 }
 
 TEST_CASE("settings render as a JSON array and as a table") {

@@ -107,4 +107,63 @@ TEST_CASE("plugin ids are lowercase letters, digits, '_' and '-', up to 64 chara
   CHECK_FALSE(is_valid_plugin_id(""));
 }
 
+TEST_CASE("a manifest gives the shared APIs it exports and uses") {
+  emsnode::testing::TempDir dir;
+  const std::string text = replace(kValid, "abi = \"1.0\"", "abi = \"1.3\"") + "";
+  const Manifest manifest = read_manifest(
+      dir.write("mq/plugin.toml",
+                replace(text, "requires =",
+                        "exports = [\"queue.v2.1\", \"mq_admin-x.v1.0\"]\nuses = [\"license.v1\", "
+                        "\"store.v3.4\"]\nrequires =")));
+  REQUIRE(manifest.exports.size() == 2);
+  CHECK(manifest.exports[0].text() == "queue.v2.1");
+  CHECK(manifest.exports[0].api() == "queue.v2");
+  CHECK(manifest.exports[1].name == "mq_admin-x");
+  CHECK(manifest.exports[1].minor == 0);
+  REQUIRE(manifest.uses.size() == 2);
+  CHECK(manifest.uses[0].text() == "license.v1");
+  CHECK(manifest.uses[0].minor == 0);
+  CHECK_FALSE(manifest.uses[0].minor_given);
+  CHECK(manifest.uses[1].text() == "store.v3.4");
+  CHECK(manifest.uses[1].api() == "store.v3");
+  CHECK(manifest.uses[1].minor == 4);
+}
+
+TEST_CASE("malformed exports and uses are refused at their entry") {
+  emsnode::testing::TempDir dir;
+  const std::string file = (dir / "mq/plugin.toml").string();
+  const std::string text = replace(kValid, "abi = \"1.0\"", "abi = \"1.3\"");
+  const auto with = [&](const std::string& lines) {
+    return refusal(dir, replace(text, "requires =", lines + "\nrequires ="));
+  };
+  CHECK(with("exports = [\"queue.v1.0\", \"queue.v1\"]") ==
+        file +
+            ":6:26: exports \"queue.v1\", which is not <name>.v<major>.<minor> (e.g. "
+            "\"license.v1.0\"; name: [a-z][a-z0-9_-]*)");
+  CHECK(
+      with("exports = [\"Queue.v1.0\"]").rfind(file + ":6:12: exports \"Queue.v1.0\", which", 0) ==
+      0);
+  CHECK(with("exports = [\"queue.v1.0\", \"queue.v1.2\"]") ==
+        file + ":6:26: exports queue.v1 twice");
+  CHECK(with("uses = [\"license\"]") ==
+        file +
+            ":6:9: uses \"license\", which is not <name>.v<major> or "
+            "<name>.v<major>.<minor> (e.g. \"license.v1\"; name: [a-z][a-z0-9_-]*)");
+  CHECK(with("uses = [\"license.v1.2.3\"]").rfind(file + ":6:9: uses \"license.v1.2.3\"", 0) == 0);
+  CHECK(with("uses = [\"license.1\"]").rfind(file + ":6:9: uses \"license.1\"", 0) == 0);
+  CHECK(with("uses = [\"license.v1\", \"license.v1.2\"]") == file + ":6:23: uses license.v1 twice");
+  CHECK(with("exports = [\"queue.v1.0\"]\nuses = [\"queue.v1\"]") ==
+        file + ":7:9: uses queue.v1, which it exports itself");
+  CHECK(with("exports = \"queue.v1.0\"").rfind(file + ":6:", 0) == 0);
+}
+
+TEST_CASE("a manifest of an ABI before 1.3 may not export or use shared APIs") {
+  emsnode::testing::TempDir dir;
+  const std::string file = (dir / "mq/plugin.toml").string();
+  CHECK(refusal(dir, replace(kValid, "requires =", "uses = [\"license.v1\"]\nrequires =")) ==
+        file +
+            ":6:8: uses needs abi \"1.3\" or later (shared APIs came with ABI 1.3); this "
+            "manifest declares abi \"1.0\"");
+}
+
 }  // namespace emsnode::host

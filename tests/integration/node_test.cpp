@@ -1,6 +1,7 @@
 // The real emsnode binary, started as operators start it.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <regex>
 #include <sstream>
 
@@ -247,6 +248,48 @@ TEST_CASE("a node with a broken enabled plugin refuses to start, naming the file
   CHECK_THAT(result.err, !Catch::Contains("node.started"));
   // Refused before it touched the shared database: nothing created, nothing migrated.
   CHECK_FALSE(std::filesystem::exists(dir / "state" / "emsnode.db"));
+}
+
+TEST_CASE("emsnode status and the /status JSON show the facts a plugin contributes") {
+  TempDir dir;
+  const std::uint16_t port = free_port();
+  // t-api-user takes seats.v1 from t-api-exporter and shows it as facts; listed before its
+  // exporter, which the node starts first all the same.
+  const auto conf = dir.write(
+      "node.toml", base_config() + "[log]\nconsole = false\nfile = \"node.log\"\n" +
+                       "[plugin_host]\ndirs = [\"" + std::string(EMSNODE_TEST_PLUGIN_DIR) +
+                       "\"]\n[plugins.t-api-user]\n[plugins.t-api-exporter]\n[plugins.echo]\n" +
+                       "listen = \"127.0.0.1:" + std::to_string(port) + "\"\n");
+  Process node({kEmsnode, "--conf", conf.string()}, dir.path());
+  REQUIRE(eventually([&] { return serves_echo(port); }));
+  // The user's start sets "exporter" to "started" once it runs: status reads the live panel.
+  REQUIRE(eventually([&] {
+    return run({kEmsnode, "status", "--conf", conf.string()}, dir.path())
+               .out.find("  - exporter: started\n") != std::string::npos;
+  }));
+
+  const auto text = run({kEmsnode, "status", "--conf", conf.string()}, dir.path());
+  REQUIRE(text.status == 0);
+  INFO(text.out);
+  const std::vector<std::string> lines = lines_of(text.out);
+  const auto user = std::find_if(lines.begin(), lines.end(), [](const std::string& line) {
+    return line.rfind("t-api-user ", 0) == 0;
+  });
+  REQUIRE(user != lines.end());
+  REQUIRE(lines.end() - user >= 3);
+  CHECK(user[1] == "  - seats: 500 seats");
+  CHECK(user[2] == "  - exporter: started");
+
+  const auto json = run({kEmsnode, "status", "--json", "--conf", conf.string()}, dir.path());
+  REQUIRE(json.status == 0);
+  CHECK_THAT(json.out, Catch::Contains(R"("id":"t-api-user",)"));
+  CHECK_THAT(json.out,
+             Catch::Contains(R"("facts":[{"name":"seats","value":"500 seats","severity":"info"},)"
+                             R"({"name":"exporter","value":"started","severity":"info"}]})"));
+  CHECK_THAT(json.out, Catch::Contains(R"("id":"t-api-exporter",)"));
+
+  node.signal(SIGTERM);
+  CHECK(node.wait(10s) == 0);
 }
 
 TEST_CASE("a plugin that never stops does not hold the node's shutdown hostage") {

@@ -30,6 +30,9 @@
 //   - File store calls (ABI 1.2) likewise: FencedError when a put or remove is fenced off,
 //     FileNotFoundError for a missing file, StoreError for any other failure; an exception from
 //     the plugin's own stream is rethrown as is once the host has given up the transfer.
+//   - Shared APIs and status facts (ABI 1.3): a refusal of the host (an API plugin.toml does not
+//     declare, a fact beyond its bounds) throws Error with the host's reason; a shared table too
+//     small for the members a user needs throws Error naming the API and its minor.
 //
 // Needs nothing but the C++17 standard library and plugin_abi.h.
 #pragma once
@@ -1234,6 +1237,16 @@ class FileStore {
 };
 
 // ---------------------------------------------------------------------------------------------
+// Status facts
+
+/// How much a status fact needs an operator (plugin_abi.h, emsnode_severity).
+enum class Severity {
+  info = EMSNODE_SEVERITY_INFO,          ///< as it should be
+  warning = EMSNODE_SEVERITY_WARNING,    ///< needs attention soon: a license expiring
+  critical = EMSNODE_SEVERITY_CRITICAL,  ///< needs attention now: backups failing
+};
+
+// ---------------------------------------------------------------------------------------------
 // Host
 
 class Host;
@@ -1459,7 +1472,8 @@ inline emsnode_status run_command(void* user_data, emsnode_command_call* call) n
 }  // namespace detail
 
 /// The services the node offers to one plugin instance: identity, log, config, executor and
-/// timers, metrics, health, shared database and file store. Built by the wrapper before the
+/// timers, metrics, health, shared database and file store, shared APIs between plugins and
+/// status facts. Built by the wrapper before the
 /// plugin's constructor and valid until the plugin is destroyed; the plugin receives it by
 /// reference. Thread-safe unless noted.
 class Host {
@@ -1608,6 +1622,80 @@ class Host {
     commands_.push_back(std::move(entry));
   }
 
+  /// Hands over the table of the shared API `name` ("license.v1", without the minor) that
+  /// plugin.toml declares under `exports` at `minor` (exports = ["license.v1.2"]: minor 2), so
+  /// that the plugins that use it can call it (plugin_abi.h, SHARED APIS). Call it in the
+  /// constructor, once per declared API: the host fails create when one is left unexported.
+  /// `table` starts with its own `uint32_t struct_size`, stays valid and unchanged until this
+  /// plugin is destroyed (a static const table is simplest), and its functions are called from
+  /// the users' threads, concurrently, whether or not this plugin is started. Throws Error when
+  /// the host refuses (an API or minor plugin.toml does not declare, a second export, a call
+  /// outside the constructor) and UnsupportedError on a host older than ABI 1.3.
+  template <typename Table>
+  void export_api(std::string_view name, std::uint32_t minor, const Table* table) {
+    static_assert(std::is_same_v<decltype(Table::struct_size), std::uint32_t>,
+                  "export_api: a shared table starts with uint32_t struct_size");
+    auto export_fn = detail::require(*api_, &emsnode_host_api::api_export, "api_export");
+    if (export_fn(ctx_, detail::to_str(name), minor, table) != EMSNODE_OK) {
+      throw Error("the host refused to export '" + std::string(name) +
+                  "': " + detail::host_reason(*api_, ctx_, "no reason given"));
+    }
+  }
+
+  /// The table of the shared API `name` ("license.v1") that plugin.toml declares under `uses`,
+  /// exported by another plugin, checked to hold every member in `needed` (as fits() checks the
+  /// host's table): an exporter at an older minor has a shorter table.
+  ///
+  ///   const LicenseV1& license =
+  ///       host.use_api<LicenseV1>("license.v1", &LicenseV1::seats, &LicenseV1::expires_at);
+  ///
+  /// The table is valid until this plugin is destroyed (its exporter is destroyed after it);
+  /// keep the reference. Any thread. Throws Error when plugin.toml does not declare the use or a
+  /// needed member is missing, UnsupportedError on a host older than ABI 1.3.
+  template <typename Table, typename... Members>
+  const Table& use_api(std::string_view name, Members Table::*... needed) const {
+    static_assert(std::is_same_v<decltype(Table::struct_size), std::uint32_t>,
+                  "use_api: a shared table starts with uint32_t struct_size");
+    std::uint32_t minor = 0;
+    const Table& table = *static_cast<const Table*>(use_raw(name, &minor));
+    const bool all_fit = (fits(table, needed) && ...);
+    if (!all_fit) {
+      throw Error("shared API '" + std::string(name) + "' at minor " + std::to_string(minor) +
+                  " lacks a function this plugin needs (its table has " +
+                  std::to_string(table.struct_size) + " bytes): ask plugin.toml for a newer minor");
+    }
+    return table;
+  }
+
+  /// The minor at which the exporter of the shared API `name` exports it: at least the one
+  /// plugin.toml asks for. Throws as use_api.
+  std::uint32_t api_minor(std::string_view name) const {
+    std::uint32_t minor = 0;
+    use_raw(name, &minor);
+    return minor;
+  }
+
+  /// Sets the fact `name` of this plugin's panel in the node's status (`emsnode status`, the
+  /// `/status` JSON, the status page) to `value`, replacing it; facts show in the order first
+  /// set, and stay across start and stop. `name` is 1 to 64 bytes, `value` at most 256, both
+  /// UTF-8 without control characters, at most 32 facts. Any thread, from the constructor on.
+  /// Throws Error when the host refuses (out of those bounds), UnsupportedError on a host older
+  /// than ABI 1.3.
+  ///
+  ///   host.status_fact("seats", "120 of 500");
+  ///   host.status_fact("license", "expires in 5 days", sdk::Severity::warning);
+  void status_fact(std::string_view name, std::string_view value,
+                   Severity severity = Severity::info) {
+    auto fact_fn = detail::require(*api_, &emsnode_host_api::status_fact, "status_fact");
+    if (fact_fn(ctx_, detail::to_str(name), detail::to_str(value),
+                static_cast<emsnode_severity>(severity)) != EMSNODE_OK) {
+      throw Error("the host refused status fact '" + std::string(name) +
+                  "': " + detail::host_reason(*api_, ctx_, "no reason given"));
+    }
+  }
+  /// Removes the fact `name` from the panel, if it is there.
+  void remove_status_fact(std::string_view name) { status_fact(name, {}); }
+
   /// Explains why the running create, start or stop fails; the wrapper calls it for exceptions.
   void set_error(std::string_view message) const noexcept {
     if (fits(*api_, &emsnode_host_api::set_error)) {
@@ -1628,6 +1716,16 @@ class Host {
                   std::to_string(EMSNODE_ABI_MAJOR) + "." + std::to_string(EMSNODE_ABI_MINOR));
     }
     return api;
+  }
+
+  const void* use_raw(std::string_view name, std::uint32_t* minor) const {
+    auto use_fn = detail::require(*api_, &emsnode_host_api::api_use, "api_use");
+    const void* table = nullptr;
+    if (use_fn(ctx_, detail::to_str(name), &table, minor) != EMSNODE_OK || table == nullptr) {
+      throw Error("the host refused shared API '" + std::string(name) +
+                  "': " + detail::host_reason(*api_, ctx_, "no reason given"));
+    }
+    return table;
   }
 
   static std::uint64_t to_ms(std::chrono::milliseconds value) noexcept {

@@ -3,10 +3,33 @@
  *   fail_start     start fails
  *   report_failed  while running, it reports EMSNODE_HEALTH_FAILED (checked every 20 ms)
  *   hang_stop      stop does not return until `release` exists (30 s at most): the host faults it
- * It journals "start", "start_failed" and "stop", one line each. */
+ * It journals "start", "start_failed" and "stop", one line each.
+ * Built also as t-flaky-exporter (FLAKY_EXPORT), which exports "flaky.v1" at minor 1 (the table
+ * of seats_api.h), so that the supervision tests see its users restarted with it; and as
+ * t-hanging-user (FLAKY_USES), which takes "seats.v1" in create, so that a test sees what the
+ * host does with an exporter whose user is faulted. */
 #include <sys/stat.h>
 
+#include "seats_api.h"
 #include "test_plugin.h"
+
+#ifndef FLAKY_ID
+#define FLAKY_ID "t-flaky"
+#endif
+
+#ifdef FLAKY_EXPORT
+static volatile int g_started;
+static int64_t seats(void) {
+  return 7;
+}
+static int started(void) {
+  return g_started;
+}
+static const tp_seats_v1 kTable = {sizeof(tp_seats_v1), seats, started};
+#define FLAKY_STARTED(value) (g_started = (value))
+#else
+#define FLAKY_STARTED(value) ((void)0)
+#endif
 
 typedef struct flaky {
   tp_host host;
@@ -40,6 +63,21 @@ static emsnode_status create(const emsnode_host_api* api, emsnode_host_ctx* ctx,
     free(self);
     return EMSNODE_ERROR;
   }
+#ifdef FLAKY_USES
+  const void* table = NULL;
+  if (api->api_use(ctx, tp_str(FLAKY_USES), &table, NULL) != EMSNODE_OK) {
+    free(self);
+    api->set_error(ctx, api->last_error(ctx));
+    return EMSNODE_ERROR;
+  }
+#endif
+#ifdef FLAKY_EXPORT
+  if (api->api_export(ctx, tp_str("flaky.v1"), 1, &kTable) != EMSNODE_OK) {
+    free(self);
+    api->set_error(ctx, api->last_error(ctx));
+    return EMSNODE_ERROR;
+  }
+#endif
   *instance = self;
   return EMSNODE_OK;
 }
@@ -53,6 +91,7 @@ static emsnode_status start(void* instance) {
   self->timer = self->host.api->timer_start(self->host.ctx, 0, 20, on_tick, self);
   if (self->timer == 0) return tp_fail(self->host, "timer_start refused during start");
   tp_journal(self->host, "start");
+  FLAKY_STARTED(1);
   return EMSNODE_OK;
 }
 
@@ -61,6 +100,7 @@ static emsnode_status stop(void* instance, uint64_t deadline_ms) {
   flaky* self = (flaky*)instance;
   if (self->timer != 0) self->host.api->timer_cancel(self->host.ctx, self->timer);
   self->timer = 0;
+  FLAKY_STARTED(0);
   if (told(self, "hang_stop")) {
     for (int waited_ms = 0; waited_ms < 30000 && !told(self, "release"); waited_ms += 10) {
       tp_sleep_ms(10);
@@ -74,4 +114,4 @@ static void destroy(void* instance) {
   free(instance);
 }
 
-TP_PLUGIN(EMSNODE_ABI_MAJOR, EMSNODE_ABI_MINOR, "t-flaky", "1.0.0", create, start, stop, destroy)
+TP_PLUGIN(EMSNODE_ABI_MAJOR, EMSNODE_ABI_MINOR, FLAKY_ID, "1.0.0", create, start, stop, destroy)

@@ -61,6 +61,19 @@
 // (it checks the node's rules except UTF-8 validity), a put or remove outside start..stop, and
 // any store call inside a db_write body.
 //
+// Shared APIs (ABI 1.3): the fake stands for the exporters of what the plugin uses, and records
+// what it exports. As it does not read plugin.toml, say what the manifest declares if the test
+// wants the node's checks (a declared export left unexported fails create; an undeclared name
+// or another minor is refused):
+//
+//   static const LicenseV1 kLicense = {sizeof(LicenseV1), &fake_seats};
+//   fake.provide_api("license.v1", 2, &kLicense);      // what api_use returns
+//   fake.declare_export("queue.v1", 0);                 // as exports = ["queue.v1.0"]
+//   ...create...
+//   const QueueV1& queue = fake.exported_api("queue.v1")->as<QueueV1>();
+//
+// Status facts are kept as the node keeps them, with its bounds: fake.facts(), fake.fact("seats").
+//
 // Needs nothing but the C++17 standard library and the SDK headers.
 #pragma once
 
@@ -73,6 +86,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <fstream>
@@ -90,6 +104,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -171,6 +186,9 @@ class FakeHost {
     api_.command_arg = &FakeHost::on_command_arg;
     api_.command_reply = &FakeHost::on_command_reply;
     api_.command_fail = &FakeHost::on_command_fail;
+    api_.api_export = &FakeHost::on_api_export;
+    api_.api_use = &FakeHost::on_api_use;
+    api_.status_fact = &FakeHost::on_status_fact;
   }
 
   FakeHost(const FakeHost&) = delete;
@@ -556,6 +574,75 @@ class FakeHost {
     return started_;
   }
 
+  // ---- shared APIs (ABI 1.3) ----
+
+  /// Offers the plugin the table of the shared API `name` ("license.v1", without the minor) at
+  /// `minor`, as its exporter would: what api_use returns. `table` must outlive the plugin.
+  template <typename Table>
+  FakeHost& provide_api(std::string name, std::uint32_t minor, const Table* table) {
+    static_assert(std::is_same_v<decltype(Table::struct_size), std::uint32_t>,
+                  "provide_api: a shared table starts with uint32_t struct_size");
+    std::lock_guard<std::mutex> lock(mutex_);
+    provided_[std::move(name)] = ExportedApi{table, minor};
+    return *this;
+  }
+  /// Declares, as plugin.toml's `exports` does, that the plugin exports `name` at `minor`. Once
+  /// one is declared, api_export refuses any other name or minor, and create fails when a
+  /// declared API is left unexported, as on the node. Without any, every export is accepted.
+  FakeHost& declare_export(std::string name, std::uint32_t minor) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    declared_exports_[std::move(name)] = minor;
+    return *this;
+  }
+
+  /// A table the plugin exported with api_export, and its minor.
+  struct ExportedApi {
+    const void* table = nullptr;
+    std::uint32_t minor = 0;
+    /// The table as the API's struct; check struct_size before touching a member a user needs.
+    template <typename Table>
+    const Table& as() const {
+      return *static_cast<const Table*>(table);
+    }
+  };
+  /// What the plugin exported under `name`, or nullopt.
+  std::optional<ExportedApi> exported_api(std::string_view name) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto found = exported_.find(name);
+    return found == exported_.end() ? std::nullopt : std::optional<ExportedApi>(found->second);
+  }
+  /// Whether api_export is accepted: what create sets around the plugin's call. Set it directly
+  /// to use emsnode::sdk::Host on this fake without a plugin table.
+  FakeHost& set_creating(bool creating) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    creating_ = creating;
+    return *this;
+  }
+
+  // ---- status facts (ABI 1.3) ----
+
+  /// One fact of the plugin's status panel.
+  struct Fact {
+    std::string name;
+    std::string value;
+    emsnode_severity severity = EMSNODE_SEVERITY_INFO;
+  };
+  /// The facts the plugin set, in the order first set (removed ones are gone).
+  std::vector<Fact> facts() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return facts_;
+  }
+  /// The fact `name`, or nullopt.
+  std::optional<Fact> fact(std::string_view name) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const Fact& fact : facts_) {
+      if (fact.name == name) {
+        return fact;
+      }
+    }
+    return std::nullopt;
+  }
+
   // ---- the plugin's lifecycle ----
 
   /// Checks `plugin` as the node does (ABI major and minor, table size) and calls its create.
@@ -583,9 +670,9 @@ class FakeHost {
     }
     void* instance = nullptr;
     handlers_.clear();
-    creating_ = true;
+    set_creating(true);
     const emsnode_status status = plugin->create(&api_, ctx(), &instance);
-    creating_ = false;
+    set_creating(false);
     if (status != EMSNODE_OK) {
       return explained(status, "create");
     }
@@ -597,6 +684,11 @@ class FakeHost {
         plugin->destroy(instance);
         return refuse("command '" + name + "' is declared but has no handler");
       }
+    }
+    if (const std::string missing = missing_exports(); !missing.empty()) {
+      plugin->destroy(instance);
+      return refuse("plugin.toml declares exports " + missing +
+                    ", which create did not hand over with api_export");
     }
     plugin_ = plugin;
     instance_ = instance;
@@ -1173,6 +1265,57 @@ class FakeHost {
     record_call_error(std::move(message));
     return status;
   }
+  std::string missing_exports() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::string missing;
+    for (const auto& [name, minor] : declared_exports_) {
+      if (exported_.count(name) == 0) {
+        missing += (missing.empty() ? "" : ", ") + name;
+      }
+    }
+    return missing;
+  }
+
+  // Well-formed UTF-8 (no overlong form, surrogate or code point past U+10FFFF) without a C0,
+  // DEL or C1 control character: what the node accepts in a fact.
+  static bool is_fact_text(std::string_view text) {
+    for (std::size_t i = 0; i < text.size();) {
+      const auto c = static_cast<unsigned char>(text[i]);
+      if (c < 0x80) {
+        if (c < 0x20 || c == 0x7F) return false;
+        ++i;
+        continue;
+      }
+      std::size_t n = 0;
+      std::uint32_t point = 0;
+      if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        point = c & 0x1Fu;
+      } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        point = c & 0x0Fu;
+      } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        point = c & 0x07u;
+      } else {
+        return false;
+      }
+      if (i + n > text.size()) return false;
+      for (std::size_t k = 1; k < n; ++k) {
+        const auto next = static_cast<unsigned char>(text[i + k]);
+        if ((next & 0xC0) != 0x80) return false;
+        point = (point << 6) | (next & 0x3Fu);
+      }
+      const std::uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+      if (point < least[n] || point > 0x10FFFF || (point >= 0xD800 && point <= 0xDFFF) ||
+          (point >= 0x80 && point <= 0x9F)) {
+        return false;
+      }
+      i += n;
+    }
+    return true;
+  }
+
   static std::string no_database(const char* setter) {
     return std::string("the fake host has no database; set one with FakeHost::") + setter;
   }
@@ -1884,6 +2027,99 @@ class FakeHost {
     return host.run_hook([&] { hook(view(key)); });
   }
 
+  static emsnode_status on_api_export(emsnode_host_ctx* ctx, emsnode_str name, std::uint32_t minor,
+                                      const void* table) {
+    FakeHost& host = self(ctx);
+    host.clear_call_error();
+    const std::string api(view(name));
+    std::lock_guard<std::mutex> lock(host.mutex_);
+    std::string refusal;
+    const auto declared = host.declared_exports_.find(api);
+    if (!host.creating_) {
+      refusal = "called outside create (export every API in create)";
+    } else if (!host.declared_exports_.empty() && declared == host.declared_exports_.end()) {
+      refusal = "\"" + api + "\" is not declared under exports in plugin.toml";
+    } else if (declared != host.declared_exports_.end() && declared->second != minor) {
+      refusal = api + " at minor " + std::to_string(minor) + ", but plugin.toml declares " + api +
+                "." + std::to_string(declared->second);
+    } else if (table == nullptr) {
+      refusal = api + ": the table is NULL";
+    } else if (host.exported_.count(api) != 0) {
+      refusal = api + " is already exported";
+    }
+    if (!refusal.empty()) {
+      host.call_errors_[std::this_thread::get_id()] = "api_export: " + refusal;
+      return EMSNODE_ERROR;
+    }
+    host.exported_[api] = ExportedApi{table, minor};
+    return EMSNODE_OK;
+  }
+
+  static emsnode_status on_api_use(emsnode_host_ctx* ctx, emsnode_str name, const void** table,
+                                   std::uint32_t* minor) {
+    FakeHost& host = self(ctx);
+    host.clear_call_error();
+    if (table == nullptr) return host.fail_call("api_use: table is NULL");
+    std::optional<ExportedApi> provided;
+    {
+      std::lock_guard<std::mutex> lock(host.mutex_);
+      const auto found = host.provided_.find(view(name));
+      if (found != host.provided_.end()) provided = found->second;
+    }
+    if (!provided) {
+      return host.fail_call("api_use: the fake host provides no shared API \"" +
+                            std::string(view(name)) + "\"; provide one with FakeHost::provide_api");
+    }
+    *table = provided->table;
+    if (minor != nullptr) *minor = provided->minor;
+    return EMSNODE_OK;
+  }
+
+  static emsnode_status on_status_fact(emsnode_host_ctx* ctx, emsnode_str name, emsnode_str value,
+                                       emsnode_severity severity) {
+    FakeHost& host = self(ctx);
+    host.clear_call_error();
+    const std::string_view fact_name = view(name);
+    const std::string_view fact_value = view(value);
+    std::underlying_type_t<emsnode_severity> level;
+    std::memcpy(&level, &severity, sizeof level);
+    if (level != EMSNODE_SEVERITY_INFO && level != EMSNODE_SEVERITY_WARNING &&
+        level != EMSNODE_SEVERITY_CRITICAL) {
+      return host.fail_call("status_fact: severity " + std::to_string(level) +
+                            " is none of EMSNODE_SEVERITY_INFO, _WARNING, _CRITICAL");
+    }
+    if (fact_name.empty() || fact_name.size() > 64) {
+      return host.fail_call("status_fact: a fact's name is 1 to 64 bytes, not " +
+                            std::to_string(fact_name.size()));
+    }
+    if (fact_value.size() > 256) {
+      return host.fail_call("status_fact: the value of fact \"" + std::string(fact_name) +
+                            "\" is over the 256 bytes allowed");
+    }
+    if (!is_fact_text(fact_name) || !is_fact_text(fact_value)) {
+      return host.fail_call("status_fact: fact \"" + std::string(fact_name) +
+                            "\" is not UTF-8 without control characters");
+    }
+    std::lock_guard<std::mutex> lock(host.mutex_);
+    const auto found = std::find_if(host.facts_.begin(), host.facts_.end(),
+                                    [&](const Fact& fact) { return fact.name == fact_name; });
+    if (fact_value.empty()) {
+      if (found != host.facts_.end()) host.facts_.erase(found);
+    } else if (found != host.facts_.end()) {
+      found->value = std::string(fact_value);
+      found->severity = severity;
+    } else if (host.facts_.size() >= 32) {
+      host.call_errors_[std::this_thread::get_id()] =
+          "status_fact: a plugin has at most 32 facts; remove one (set it to \"\") before adding "
+          "\"" +
+          std::string(fact_name) + "\"";
+      return EMSNODE_ERROR;
+    } else {
+      host.facts_.push_back(Fact{std::string(fact_name), std::string(fact_value), severity});
+    }
+    return EMSNODE_OK;
+  }
+
   emsnode_host_api api_{};
   const emsnode_plugin_api* plugin_ = nullptr;
   void* instance_ = nullptr;
@@ -1925,6 +2161,10 @@ class FakeHost {
   std::map<std::string, DeclaredCommand, std::less<>> commands_;
   std::map<std::string, Handler, std::less<>> handlers_;
   bool creating_ = false;
+  std::map<std::string, ExportedApi, std::less<>> provided_;  // what api_use returns
+  std::map<std::string, ExportedApi, std::less<>> exported_;  // what the plugin exported
+  std::map<std::string, std::uint32_t, std::less<>> declared_exports_;
+  std::vector<Fact> facts_;
 };
 
 }  // namespace emsnode::sdk::testing
