@@ -58,10 +58,9 @@ PluginInstance::PluginInstance(LoadedLibrary library, config::Values values,
                                std::shared_ptr<HostShared> shared, Executor& executor)
     : library_(std::move(library)),
       tasks_(std::make_shared<TaskGroup>(executor, library_.manifest.id)),
-      context_(std::make_shared<PluginContext>(library_.manifest.id, std::move(values),
-                                               std::move(shared), tasks_,
-                                               library_.manifest.commands,
-                                               library_.manifest.exports, library_.manifest.uses)),
+      context_(std::make_shared<PluginContext>(
+          library_.manifest.id, std::move(values), std::move(shared), tasks_,
+          library_.manifest.commands, library_.manifest.exports, library_.manifest.uses)),
       commands_(std::make_shared<CommandGate>()) {}
 
 // What create promised in plugin.toml and did not do, or "".

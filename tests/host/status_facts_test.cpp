@@ -28,8 +28,8 @@ struct Context {
 
   explicit Context(std::vector<ApiExport> exports = {}, std::vector<ApiUse> uses = {})
       : context("t-facts", config::Values{}, std::make_shared<HostShared>(),
-                std::make_shared<TaskGroup>(executor, "t-facts"), std::move(exports),
-                std::move(uses)) {}
+                std::make_shared<TaskGroup>(executor, "t-facts"), std::vector<CommandSpec>{},
+                std::move(exports), std::move(uses)) {}
 
   emsnode_status fact(std::string_view name, std::string_view value,
                       emsnode_severity severity = EMSNODE_SEVERITY_INFO) {
