@@ -34,7 +34,7 @@ struct PluginView {
   std::string state;   // host::state_name(): "running", "stopped", "faulted", ...
   std::string health;  // "ok", "degraded", ...
   std::string health_detail;
-  std::string last_error;      // empty when it has not failed
+  std::string last_error;  // empty when it has not failed
   std::uint64_t restarts = 0;  // the host brought it back this often (supervision)
   bool required = true;        // down past the grace, the active hands over
 };
