@@ -7,6 +7,8 @@
 #include <boost/beast/http.hpp>
 
 #include "admin/address.hpp"
+#include "admin/local_token.hpp"
+#include "admin/tls.hpp"
 #include "config/schema.hpp"
 
 namespace emsnode::admin {
@@ -37,6 +39,19 @@ std::string message_of(const Response& response) {
   return message.empty() ? "the node answered HTTP " + std::to_string(response.status) : message;
 }
 
+}  // namespace
+
+std::shared_ptr<net::ssl::context> tls_context_for(const Target& target) {
+  if (!target.tls) return nullptr;
+  try {
+    return client_tls_context(target.ca);
+  } catch (const std::runtime_error& e) {
+    throw ClientError(e.what());
+  }
+}
+
+namespace {
+
 void print_body(std::ostream& out, const std::string& body) {
   out << body;
   if (!body.empty() && body.back() != '\n') out << '\n';
@@ -60,7 +75,8 @@ int send_and_print(const Target& target, std::string_view method, const std::str
   return kExitFailure;
 }
 
-Target target_from(const config::AdminConfig& admin) {
+Target target_from(const config::NodeConfig& config) {
+  const config::AdminConfig& admin = config.admin;
   HostPort address;
   try {
     address = parse_host_port(admin.listen);
@@ -73,8 +89,16 @@ Target target_from(const config::AdminConfig& admin) {
   }
   if (address.host == "0.0.0.0") address.host = "127.0.0.1";
   if (address.host == "::") address.host = "::1";
-  Target target{address.host, address.port, std::nullopt};
-  if (admin.token) target.token = admin.token->reveal();
+  Target target{address.host, address.port, std::nullopt, !admin.tls_cert.empty(), admin.tls_ca};
+  if (admin.token) {
+    target.token = admin.token->reveal();
+  } else {
+    try {
+      target.token = read_local_token(config.data_dir);
+    } catch (const std::runtime_error& e) {
+      throw ClientError(e.what());
+    }
+  }
   return target;
 }
 
@@ -116,9 +140,7 @@ Response request(const Target& target, std::string_view method, std::string_view
   const http::verb verb = req.method();
   req.set(http::field::host, where);
   req.set(http::field::user_agent, "emsnode-cli");
-  if (target.token && verb != http::verb::get && verb != http::verb::head) {
-    req.set(http::field::authorization, "Bearer " + *target.token);
-  }
+  if (target.token) req.set(http::field::authorization, "Bearer " + *target.token);
   req.keep_alive(false);
   req.body() = std::move(body);
   req.prepare_payload();
@@ -132,25 +154,39 @@ Response request(const Target& target, std::string_view method, std::string_view
 
   // Asynchronous operations run to completion here, so that the stream's deadline applies.
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  beast::tcp_stream stream(io);
+  MaybeTlsStream<beast::tcp_stream> stream(io, tls_context_for(target));
+  if (stream.tls()) expect_server_name(stream.tls()->native_handle(), target.host);
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(kResponseBodyLimit);
   if (verb == http::verb::head) parser.skip(true);  // a Content-Length, and no body to wait for
   bool connected = false;
-  stream.expires_at(deadline);
-  stream.async_connect(endpoints, [&](beast::error_code connect_ec, const tcp::endpoint&) {
-    if ((ec = connect_ec)) return;
-    connected = true;
+  bool secured = !stream.tls();
+  const auto exchange = [&] {
     http::async_write(stream, req, [&](beast::error_code write_ec, std::size_t) {
       if ((ec = write_ec)) return;
       http::async_read(stream, buffer, parser,
                        [&](beast::error_code read_ec, std::size_t) { ec = read_ec; });
     });
+  };
+  stream.lowest().expires_at(deadline);
+  stream.lowest().async_connect(endpoints, [&](beast::error_code connect_ec, const tcp::endpoint&) {
+    if ((ec = connect_ec)) return;
+    connected = true;
+    if (secured) return exchange();
+    stream.tls()->async_handshake(net::ssl::stream_base::client, [&](beast::error_code tls_ec) {
+      if ((ec = tls_ec)) return;
+      secured = true;
+      exchange();
+    });
   });
   io.run();
 
   if (ec) {
+    if (connected && !secured && ec != beast::error::timeout) {
+      throw ClientError("no secure connection to the node's admin endpoint at " + where + " (" +
+                        handshake_failure(ec, stream.tls()->native_handle()) + ")");
+    }
     const std::string reason = ec != beast::error::timeout ? as_reason(ec.message())
                                : connected ? "no answer within " + format_timeout(timeout)
                                            : "timed out after " + format_timeout(timeout);

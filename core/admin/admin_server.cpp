@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -29,7 +31,9 @@
 #include "admin/address.hpp"
 #include "admin/json.hpp"
 #include "admin/render.hpp"
+#include "admin/tls.hpp"
 #include "admin/transfer.hpp"
+#include "config/node_config.hpp"
 #include "log/log.hpp"
 #include "metrics/metrics.hpp"
 
@@ -70,17 +74,22 @@ std::string_view to_std(beast::string_view text) {
   return {text.data(), text.size()};
 }
 
-// Compares every byte whatever the contents, so the time taken does not reveal how much of a
-// guessed token was right.
-bool same_secret(std::string_view given, std::string_view expected) {
-  unsigned char difference = given.size() == expected.size() ? 0 : 1;
-  const std::size_t n = std::max(given.size(), expected.size());
-  for (std::size_t i = 0; i < n; ++i) {
-    const unsigned char a = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
-    const unsigned char b = i < expected.size() ? static_cast<unsigned char>(expected[i]) : 0;
-    difference |= static_cast<unsigned char>(a ^ b);
+using Digest = std::array<unsigned char, 32>;
+
+// Tokens are compared as SHA-256 digests, in constant time: neither the time taken nor an early
+// exit on a length mismatch tells a guesser how much of a token was right, or how long it is.
+Digest sha256(std::string_view text) {
+  Digest digest{};
+  unsigned int size = 0;
+  if (EVP_Digest(text.data(), text.size(), digest.data(), &size, EVP_sha256(), nullptr) != 1 ||
+      size != digest.size()) {
+    throw std::runtime_error("admin: OpenSSL cannot compute SHA-256");
   }
-  return difference == 0;
+  return digest;
+}
+
+bool same_digest(const Digest& a, const Digest& b) {
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 class BadRequest : public std::invalid_argument {
@@ -242,10 +251,6 @@ bool allows(Endpoint endpoint, http::verb method) {
   }
 }
 
-bool changes_state(http::verb method) {
-  return method == http::verb::post || method == http::verb::put || method == http::verb::delete_;
-}
-
 std::string trimmed(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
   return text;
@@ -260,6 +265,35 @@ bool iequals(std::string_view a, std::string_view b) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
          });
+}
+
+// Who may call a path: the one authorization rule, applied to every request before its route is
+// looked up, so that every route, present or added later, inherits it.
+enum class Access {
+  open,           // the health probes: load balancers carry no token
+  local_status,   // the page and /status: open on loopback, else the token or open_reads
+  local_metrics,  // /metrics: the same
+  token           // everything else, unknown paths included (they reveal nothing without it)
+};
+
+Access access_of(std::string_view path) {
+  if (path.substr(0, kHealthzPrefix.size()) == kHealthzPrefix) return Access::open;
+  if (path == "/" || path == "/status") return Access::local_status;
+  if (path == "/metrics") return Access::local_metrics;
+  return Access::token;
+}
+
+// The name part of a Host header: "Example.org:8440" -> "example.org", "[::1]:8440" -> "::1".
+std::string host_name_of(std::string_view host) {
+  if (!host.empty() && host.front() == '[') {
+    host = host.substr(1, host.find(']') - 1);
+  } else if (host.find(':') == host.rfind(':')) {
+    host = host.substr(0, host.find(':'));
+  }
+  std::string name(host);
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return name;
 }
 
 // The headers every answer carries.
@@ -294,8 +328,29 @@ const Function& need(const Function& function) {
 // (health checks) and from the workers (everything else) at once.
 class Router {
  public:
-  Router(std::optional<std::string> token, Model model)
-      : token_(std::move(token)), model_(std::move(model)) {}
+  Router(const ServerSecurity& security, Model model)
+      : model_(std::move(model)),
+        open_status_(std::count(security.open_reads.begin(), security.open_reads.end(), "/status") >
+                     0),
+        open_metrics_(
+            std::count(security.open_reads.begin(), security.open_reads.end(), "/metrics") > 0) {
+    if (security.token) {
+      if (security.token->size() < config::kMinAdminTokenLength) {
+        throw std::invalid_argument("admin: the token is shorter than " +
+                                    std::to_string(config::kMinAdminTokenLength) + " bytes");
+      }
+      token_ = sha256(*security.token);
+    }
+    for (const std::string& name : security.host_names) host_names_.push_back(host_name_of(name));
+  }
+
+  // Once the listener is bound, before any request: what loopback-only rules see.
+  void listening_on(const std::string& host, bool loopback) {
+    loopback_ = loopback;
+    for (const char* name : {"localhost", "127.0.0.1", "::1"}) host_names_.emplace_back(name);
+    host_names_.push_back(
+        host_name_of(host.find(':') == std::string::npos ? host : "[" + host + "]"));
+  }
 
   Response route(const Request& request, const std::string& remote) const {
     return answer(request, remote, [&] { return route_or_throw(request, remote); });
@@ -414,19 +469,52 @@ class Router {
     return printable(to_std(request.method_string()));
   }
 
-  // A refusal when `request` does not carry the configured token; nullopt when it does.
+  // The refusal of a request that the access rule does not let through (judged on its header
+  // alone, before any body is read); nullopt when it may proceed.
+  std::optional<Response> admit(const Request& request, const std::string& remote) const {
+    const std::string_view target = to_std(request.target());
+    if (loopback_) {
+      // A browser fooled by DNS rebinding sends the attacker's name; a client without a Host
+      // header is no browser.
+      const std::string_view host = to_std(request[http::field::host]);
+      if (!host.empty() && std::find(host_names_.begin(), host_names_.end(), host_name_of(host)) ==
+                               host_names_.end()) {
+        refuse(request, remote, "foreign_host");
+        return reply(request, 421,
+                     "refused: Host " + printable(host) +
+                         " is not a name of this endpoint (add it to [admin] host_names)\n");
+      }
+    }
+    switch (access_of(target.substr(0, target.find('?')))) {
+      case Access::open:
+        return std::nullopt;
+      case Access::local_status:
+        if (loopback_ || open_status_) return std::nullopt;
+        break;
+      case Access::local_metrics:
+        if (loopback_ || open_metrics_) return std::nullopt;
+        break;
+      case Access::token:
+        break;
+    }
+    return authorize(request, remote);
+  }
+
+ private:
+  static void refuse(const Request& request, const std::string& remote, const char* reason) {
+    logger().warning("admin.refused", {{"reason", reason},
+                                       {"method", method_of(request)},
+                                       {"path", path_of(request)},
+                                       {"remote", remote}});
+  }
+
+  // A refusal when `request` does not carry the token; nullopt when it does.
   std::optional<Response> authorize(const Request& request, const std::string& remote) const {
-    const auto refuse = [&](const char* reason) {
-      logger().warning("admin.refused", {{"reason", reason},
-                                         {"method", method_of(request)},
-                                         {"path", path_of(request)},
-                                         {"remote", remote}});
-    };
     if (!token_) {
-      refuse("no_token_configured");
+      refuse(request, remote, "no_token_configured");
       return reply(request, 403,
-                   "refused: this node accepts no state-changing request until a token is set "
-                   "([admin] token in its config)\n");
+                   "refused: this node has no token ([admin] token in its config), so it accepts "
+                   "only health checks\n");
     }
     const std::string_view header = to_std(request[http::field::authorization]);
     constexpr std::string_view kScheme = "bearer ";
@@ -438,8 +526,8 @@ class Router {
       given = header.substr(kScheme.size());
       given.remove_prefix(std::min(given.find_first_not_of(' '), given.size()));
     }
-    if (given.empty() || !same_secret(given, *token_)) {
-      refuse(header.empty() ? "no_token" : "wrong_token");
+    if (given.empty() || !same_digest(sha256(given), *token_)) {
+      refuse(request, remote, header.empty() ? "no_token" : "wrong_token");
       Response response =
           reply(request, 401,
                 "refused: missing or wrong token (send Authorization: Bearer <[admin] token>)\n");
@@ -449,7 +537,6 @@ class Router {
     return std::nullopt;
   }
 
- private:
   Response route_or_throw(const Request& request, const std::string& remote) const {
     const std::string_view target = to_std(request.target());
     const std::size_t question = target.find('?');
@@ -464,10 +551,6 @@ class Router {
       const std::string_view allowed = allowed_methods(route->endpoint);
       response.set(http::field::allow, beast::string_view(allowed.data(), allowed.size()));
       return response;
-    }
-    // A command asks for the token only when it changes state, which its declaration says.
-    if (changes_state(request.method()) && route->endpoint != Endpoint::plugin_command) {
-      if (std::optional<Response> refusal = authorize(request, remote)) return *refusal;
     }
     const auto query = parse_query(
         question == std::string_view::npos ? std::string_view() : target.substr(question + 1));
@@ -613,9 +696,8 @@ class Router {
           json_error("plugin " + printable(route.key) + " has no command " + printable(route.name)),
           kJson);
     }
-    if (info->changes_state) {
-      if (std::optional<Response> refusal = authorize(request, remote)) return *refusal;
-    }
+    // The token was checked before the route was looked up, as for every route but the probes:
+    // a command that only reads may still read what an operator alone should see.
     // Not the arguments: they may hold secrets. The host logs the outcome (plugin.command).
     logger().info("admin.command",
                   {{"plugin", route.key}, {"command", route.name}, {"remote", remote}});
@@ -684,8 +766,12 @@ class Router {
             "is left).\n");
   }
 
-  const std::optional<std::string> token_;
   const Model model_;
+  std::optional<Digest> token_;
+  const bool open_status_;
+  const bool open_metrics_;
+  std::vector<std::string> host_names_;  // lower case, without port or brackets
+  bool loopback_ = false;
 };
 
 // Counts a transfer in progress while it lives; ServerLimits::max_transfers bounds them.
@@ -708,10 +794,12 @@ class TransferSlot {
 
 class AdminServer::Impl {
  public:
-  Impl(std::string listen, std::optional<std::string> token, Model model, ServerLimits limits)
+  Impl(std::string listen, const ServerSecurity& security, Model model, ServerLimits limits)
       : listen_(std::move(listen)),
         limits_(limits),
-        router_(std::move(token), std::move(model)),
+        tls_cert_(security.tls_cert),
+        tls_key_(security.tls_key),
+        router_(security, std::move(model)),
         transfers_(std::max<std::size_t>(limits.max_transfers, 1)) {}
 
   void start();
@@ -731,7 +819,10 @@ class AdminServer::Impl {
 
   const std::string listen_;
   const ServerLimits limits_;
-  const Router router_;
+  const std::filesystem::path tls_cert_;
+  const std::filesystem::path tls_key_;
+  std::shared_ptr<net::ssl::context> tls_;  // set by start() when serving HTTPS
+  Router router_;                           // its methods are const: workers call them at once
   std::uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<std::size_t> transfer_count_{0};
@@ -758,13 +849,24 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
   using Executor = beast::tcp_stream::executor_type;
 
  public:
-  Session(tcp::socket socket, Impl& server) : stream_(std::move(socket)), server_(server) {
+  Session(tcp::socket socket, Impl& server)
+      : stream_(std::move(socket), server.tls_), server_(server) {
     beast::error_code ec;
-    const tcp::endpoint peer = stream_.socket().remote_endpoint(ec);
+    const tcp::endpoint peer = stream_.lowest().socket().remote_endpoint(ec);
     remote_ = ec ? "unknown" : format_host_port(peer.address().to_string(), peer.port());
   }
 
-  void start() { read(); }
+  void start() {
+    if (!stream_.tls()) return read();
+    stream_.lowest().expires_after(server_.limits_.read_timeout);
+    stream_.tls()->async_handshake(
+        net::ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
+          if (!ec) return self->read();
+          // A plain-HTTP client, a scanner, or one that does not trust the certificate.
+          logger().debug("admin.tls_handshake_failed",
+                         {{"remote", self->remote_}, {"error", ec.message()}});
+        });
+  }
 
   // From stop(): ends whatever is pending; the handlers then see operation_aborted, and a worker
   // blocked on a transfer of this connection gives up.
@@ -772,8 +874,8 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
     closed_ = true;
     abandon_transfer("the node is stopping");
     beast::error_code ignored;  // the socket may already be closed by a timeout; nothing to do
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
+    stream_.lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.lowest().close();
   }
 
  private:
@@ -787,7 +889,7 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
     // Checked once the route is known: a store upload has a limit of its own. Not boost::none:
     // Beast 1.74 compares a Content-Length with the optional, and any length exceeds none.
     header_parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
-    stream_.expires_after(server_.limits_.read_timeout);
+    stream_.lowest().expires_after(server_.limits_.read_timeout);
     http::async_read_header(stream_, buffer_, *header_parser_,
                             beast::bind_front_handler(&Session::on_header, shared_from_this()));
   }
@@ -796,6 +898,12 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
     if (ec) return on_read_error(ec, *header_parser_);
     request_ = Request(header_parser_->get().base());
     header_known_ = true;
+    if (auto refusal = server_.router_.admit(request_, remote_)) {
+      received_ = Clock::now();
+      // Without a body the connection can carry the next request; else the body stays unread.
+      if (header_parser_->is_done()) return write(std::move(*refusal));
+      return answer_unread(std::move(*refusal));
+    }
     const std::string_view target = to_std(request_.target());
     const std::string_view path = target.substr(0, target.find('?'));
     if (request_.method() == http::verb::put && starts_with(path, kStoreFilePrefix)) {
@@ -921,7 +1029,7 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
   void write(Response response) {
     response_ = std::move(response);
     log_request(response_.result_int());
-    stream_.expires_after(server_.limits_.read_timeout);
+    stream_.lowest().expires_after(server_.limits_.read_timeout);
     http::async_write(stream_, response_,
                       [self = shared_from_this()](beast::error_code ec, std::size_t) {
                         if (ec) return;  // the client went away; nothing left to answer
@@ -949,17 +1057,17 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
   // response before the client read it.
   void close_gracefully() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
     if (ec) return;  // already gone
-    stream_.expires_after(server_.limits_.read_timeout);
+    stream_.lowest().expires_after(server_.limits_.read_timeout);
     drain();
   }
 
   void drain() {
-    stream_.async_read_some(net::buffer(drain_buffer_),
-                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                              if (!ec) self->drain();
-                            });
+    stream_.lowest().async_read_some(
+        net::buffer(drain_buffer_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+          if (!ec) self->drain();
+        });
   }
 
   // Tells a worker blocked on this connection's transfer that it will not complete.
@@ -986,9 +1094,6 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
       key = percent_decode(encoded_key, false);
     } catch (const BadRequest& e) {
       return answer_unread(Router::reply(request_, 400, std::string(e.what()) + "\n"));
-    }
-    if (auto refusal = server_.router_.authorize(request_, remote_)) {
-      return answer_unread(std::move(*refusal));
     }
     const auto length = header_parser_->content_length();
     if (length && *length > server_.limits_.store_body_limit) {
@@ -1050,7 +1155,7 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
     }
     upload_parser_->get().body().data = piece_.data();
     upload_parser_->get().body().size = piece_.size();
-    stream_.expires_after(server_.limits_.read_timeout);
+    stream_.lowest().expires_after(server_.limits_.read_timeout);
     http::async_read_some(stream_, buffer_, *upload_parser_,
                           beast::bind_front_handler(&Session::on_body_piece, shared_from_this()));
   }
@@ -1163,7 +1268,7 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
         break;
     }
     download_writing_ = true;
-    stream_.expires_after(server_.limits_.read_timeout);
+    stream_.lowest().expires_after(server_.limits_.read_timeout);
     http::async_write(stream_, *serializer_,
                       beast::bind_front_handler(&Session::on_download_written, shared_from_this()));
   }
@@ -1203,8 +1308,8 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
                                                  {"reason", trimmed(reason)}});
     end_download();
     beast::error_code ignored;  // closing is the message; a failure to close changes nothing
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
+    stream_.lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.lowest().close();
   }
 
   void end_download() {
@@ -1216,7 +1321,7 @@ class AdminServer::Impl::Session : public std::enable_shared_from_this<Session> 
     download_sent_ = 0;
   }
 
-  beast::tcp_stream stream_;
+  MaybeTlsStream<beast::tcp_stream> stream_;
   Impl& server_;
   std::string remote_;
   beast::flat_buffer buffer_;
@@ -1275,6 +1380,8 @@ void AdminServer::Impl::start() {
                        tcp::resolver::passive | tcp::resolver::numeric_service, ec);
   if (ec) throw fail(as_reason(ec.message()));
   const tcp::endpoint endpoint = endpoints.begin()->endpoint();
+  if (!tls_cert_.empty()) tls_ = server_tls_context(tls_cert_, tls_key_);
+  router_.listening_on(address.host, endpoint.address().is_loopback());
   acceptor_.open(endpoint.protocol(), ec);
   // So that a restarted node can bind while connections of the previous one linger in TIME_WAIT.
   if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
@@ -1287,7 +1394,8 @@ void AdminServer::Impl::start() {
   }
   port_ = acceptor_.local_endpoint().port();
   logger().info("admin.listening",
-                {{"address", format_host_port(endpoint.address().to_string(), port_)}});
+                {{"address", format_host_port(endpoint.address().to_string(), port_)},
+                 {"scheme", tls_ ? "https" : "http"}});
   accept();
   thread_ = std::thread([this] { run(); });
 }
@@ -1370,18 +1478,18 @@ void AdminServer::Impl::refuse_busy(tcp::socket socket) {
        {"limit", std::to_string(limits_.max_connections)},
        {"remote", ec ? "unknown" : format_host_port(peer.address().to_string(), peer.port())}});
   // One non-blocking attempt: a fresh socket's send buffer takes these few bytes, and a client
-  // that is gone must not cost us a wait. Either way the connection is closed.
+  // that is gone must not cost us a wait. Either way the connection is closed. A TLS client is
+  // not worth a handshake here: it only sees the connection closed.
   socket.non_blocking(true, ec);
-  if (!ec) socket.write_some(net::buffer(kBusy.data(), kBusy.size()), ec);
+  if (!ec && !tls_) socket.write_some(net::buffer(kBusy.data(), kBusy.size()), ec);
   if (ec) logger().debug("admin.busy_reply_failed", {{"error", ec.message()}});
   socket.shutdown(tcp::socket::shutdown_both, ec);
   socket.close(ec);
 }
 
-AdminServer::AdminServer(std::string listen, std::optional<std::string> token, Model model,
+AdminServer::AdminServer(std::string listen, const ServerSecurity& security, Model model,
                          ServerLimits limits)
-    : impl_(std::make_unique<Impl>(std::move(listen), std::move(token), std::move(model), limits)) {
-}
+    : impl_(std::make_unique<Impl>(std::move(listen), security, std::move(model), limits)) {}
 
 AdminServer::~AdminServer() {
   stop();

@@ -32,10 +32,16 @@
 //                          active-only command on a node that is not active: 409 naming the
 //                          active node and its admin address, for the CLI to forward it)
 //
-// Reads need no token: the endpoint listens on loopback by default. POST, PUT and DELETE need
-// `Authorization: Bearer <[admin] token>` and are refused (403) while no token is configured; an
-// upload is refused before its body is read, and answers `Expect: 100-continue` only once the
-// store starts reading. Store errors map to HTTP: 400 bad key, 404 no such file, 409 not the
+// Who may call what is one rule, judged on a request's header before its route (Router::admit):
+// /healthz/* is open to anyone; /, /status and /metrics are open when the endpoint listens on
+// loopback, and elsewhere need the token unless ServerSecurity::open_reads opens them; every
+// other path, unknown ones and routes added later included, needs `Authorization: Bearer
+// <token>` (401 without it or with a wrong one, 403 while the endpoint has no token). On
+// loopback a Host header naming anything but the listen address, localhost, 127.0.0.1, ::1 or
+// one of host_names is refused with 421: a browser page that rebinds its own name to 127.0.0.1
+// reads nothing. An upload is refused before its body is read, and answers
+// `Expect: 100-continue` only once the store starts reading. With a certificate and key the
+// endpoint speaks HTTPS only. Store errors map to HTTP: 400 bad key, 404 no such file, 409 not the
 // active node (the answer names it) or fenced, 500 corrupt, 503 unreachable, 507 full.
 // Limits (ServerLimits) bound what one client can hold: header and body size, the time to send
 // a request, the number of connections and of transfers. A transfer's memory stays flat whatever
@@ -45,9 +51,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "admin/model.hpp"
 
@@ -68,18 +76,29 @@ struct ServerLimits {
   std::size_t max_transfers = 4;
 };
 
+// Who may use the endpoint, and over what.
+struct ServerSecurity {
+  // The bearer token, at least 16 bytes (shorter: std::invalid_argument); never logged. None:
+  // only what needs no token is answered.
+  std::optional<std::string> token;
+  std::filesystem::path tls_cert{};  // both set: HTTPS
+  std::filesystem::path tls_key{};
+  std::vector<std::string> host_names{};  // more names a Host header may carry on loopback
+  std::vector<std::string> open_reads{};  // "/metrics", "/status": open off loopback too
+};
+
 class AdminServer {
  public:
-  // `listen`: "host:port" (port 0: a free one, see port()). `token`: required for state changes;
-  // never logged. Binds nothing until start().
-  AdminServer(std::string listen, std::optional<std::string> token, Model model,
+  // `listen`: "host:port" (port 0: a free one, see port()). Binds nothing until start().
+  AdminServer(std::string listen, const ServerSecurity& security, Model model,
               ServerLimits limits = {});
   ~AdminServer();  // stop()
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
 
   // Binds and starts serving on a thread of its own. Throws std::runtime_error naming the
-  // address and the reason ("address already in use") when it cannot listen.
+  // address and the reason ("address already in use") when it cannot listen, or the file and
+  // OpenSSL's reason when the certificate or key cannot be used.
   void start();
   // Closes the listener and every connection, waits for running operations to return, joins.
   // Idempotent. No Model function is called after it returns.

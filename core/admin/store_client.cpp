@@ -25,6 +25,7 @@
 
 #include "admin/address.hpp"
 #include "admin/render.hpp"
+#include "admin/tls.hpp"
 
 namespace emsnode::admin {
 namespace {
@@ -143,31 +144,51 @@ class TempFile {
   bool committed_ = false;
 };
 
-// One connection to the node's admin endpoint, driven from this thread: run_until() runs the
-// completion handlers of what was started on socket() until a condition holds. Several operations
+// One connection to the node's admin endpoint (TLS when the target says so), driven from this
+// thread: run_until() runs the completion handlers of what was started on stream() until a
+// condition holds. Several operations
 // may be in flight at once (a put reads the answer while it sends the body).
 class Connection {
  public:
-  explicit Connection(const Target& target) : where_(format_host_port(target.host, target.port)) {
+  explicit Connection(const Target& target)
+      : where_(format_host_port(target.host, target.port)), stream_(io_, tls_context_for(target)) {
+    if (stream_.tls()) expect_server_name(stream_.tls()->native_handle(), target.host);
     beast::error_code ec;
     tcp::resolver resolver(io_);
     const auto endpoints = resolver.resolve(target.host, std::to_string(target.port),
                                             tcp::resolver::numeric_service, ec);
     if (ec) throw unreachable(as_reason(ec.message()));
     bool connected = false;
-    net::async_connect(socket_, endpoints, [&](beast::error_code connect_ec, const tcp::endpoint&) {
-      ec = connect_ec;
-      connected = true;
-    });
-    if (!run_until([&] { return connected; }, kConnectTimeout)) {
-      throw unreachable("timed out after " + std::to_string(kConnectTimeout.count() / 1000) + "s");
-    }
+    net::async_connect(stream_.lowest(), endpoints,
+                       [&](beast::error_code connect_ec, const tcp::endpoint&) {
+                         ec = connect_ec;
+                         connected = true;
+                       });
+    const std::string timed_out =
+        "timed out after " + std::to_string(kConnectTimeout.count() / 1000) + "s";
+    if (!run_until([&] { return connected; }, kConnectTimeout)) throw unreachable(timed_out);
     if (ec) throw unreachable(as_reason(ec.message()));
+    if (stream_.tls()) {
+      bool secured = false;
+      stream_.tls()->async_handshake(net::ssl::stream_base::client, [&](beast::error_code tls_ec) {
+        ec = tls_ec;
+        secured = true;
+      });
+      if (!run_until([&] { return secured; }, kConnectTimeout)) throw unreachable(timed_out);
+      if (ec) {
+        throw ClientError("no secure connection to the node's admin endpoint at " + where_ + " (" +
+                          handshake_failure(ec, stream_.tls()->native_handle()) + ")");
+      }
+    }
     // Beast sizes each read by the buffer's free capacity: room for a piece makes big reads.
     buffer_.reserve(kPiece);
   }
 
-  tcp::socket& socket() { return socket_; }
+  MaybeTlsStream<tcp::socket>& stream() { return stream_; }
+  void close() {
+    beast::error_code ignored;  // closing is how the pending operations end
+    stream_.lowest().close(ignored);
+  }
   beast::flat_buffer& buffer() { return buffer_; }
   const std::string& where() const { return where_; }
 
@@ -176,8 +197,7 @@ class Connection {
     while (!done()) {
       if (io_.stopped()) io_.restart();
       if (io_.run_one_for(idle) == 0 && !done()) {
-        beast::error_code ignored;  // closing is how the pending operations end
-        socket_.close(ignored);
+        close();
         return false;
       }
     }
@@ -207,7 +227,7 @@ class Connection {
 
   std::string where_;
   net::io_context io_;
-  tcp::socket socket_{io_};
+  MaybeTlsStream<tcp::socket> stream_;
   beast::flat_buffer buffer_;
 };
 
@@ -216,9 +236,7 @@ void set_request_headers(http::request<Body>& request, const Target& target,
                          const std::string& where) {
   request.set(http::field::host, where);
   request.set(http::field::user_agent, "emsnode-cli");
-  if (target.token && request.method() != http::verb::get) {
-    request.set(http::field::authorization, "Bearer " + *target.token);
-  }
+  if (target.token) request.set(http::field::authorization, "Bearer " + *target.token);
   request.keep_alive(false);
 }
 
@@ -253,7 +271,7 @@ int put_content(const Target& target, const std::string& key, std::istream& in,
 
   bool done = false;
   beast::error_code ec;
-  http::async_write_header(connection.socket(), serializer, [&](beast::error_code e, std::size_t) {
+  http::async_write_header(connection.stream(), serializer, [&](beast::error_code e, std::size_t) {
     ec = e;
     done = true;
   });
@@ -262,7 +280,7 @@ int put_content(const Target& target, const std::string& key, std::istream& in,
   http::response_parser<http::string_body> first;
   first.body_limit(kAnswerLimit);
   done = false;
-  http::async_read(connection.socket(), connection.buffer(), first,
+  http::async_read(connection.stream(), connection.buffer(), first,
                    [&](beast::error_code e, std::size_t) {
                      ec = e;
                      done = true;
@@ -276,7 +294,7 @@ int put_content(const Target& target, const std::string& key, std::istream& in,
   answer.body_limit(kAnswerLimit);
   bool answered = false;
   beast::error_code answer_ec;
-  http::async_read(connection.socket(), connection.buffer(), answer,
+  http::async_read(connection.stream(), connection.buffer(), answer,
                    [&](beast::error_code e, std::size_t) {
                      answer_ec = e;
                      answered = true;
@@ -290,15 +308,14 @@ int put_content(const Target& target, const std::string& key, std::istream& in,
     if (in.bad()) {
       // A cut body: the node's store fails the put and publishes nothing.
       input_failed = true;
-      beast::error_code ignored;
-      connection.socket().close(ignored);
+      connection.close();
       return;
     }
     const auto n = static_cast<std::size_t>(in.gcount());
     request.body().data = n > 0 ? piece.data() : nullptr;
     request.body().size = n;
     request.body().more = n > 0;
-    http::async_write(connection.socket(), serializer, [&, n](beast::error_code e, std::size_t) {
+    http::async_write(connection.stream(), serializer, [&, n](beast::error_code e, std::size_t) {
       if (e == http::error::need_buffer) e = {};  // the piece went out
       if (e) {
         body_ec = e;
@@ -337,7 +354,7 @@ std::string read_message(Connection& connection, http::response_parser<http::buf
     parser.get().body().size = piece.size();
     bool done = false;
     beast::error_code ec;
-    http::async_read_some(connection.socket(), connection.buffer(), parser,
+    http::async_read_some(connection.stream(), connection.buffer(), parser,
                           [&](beast::error_code e, std::size_t) {
                             ec = e;
                             done = true;
@@ -356,7 +373,7 @@ int get_content(const Target& target, const std::string& key, const std::string&
   set_request_headers(request, target, connection.where());
   bool done = false;
   beast::error_code ec;
-  http::async_write(connection.socket(), request, [&](beast::error_code e, std::size_t) {
+  http::async_write(connection.stream(), request, [&](beast::error_code e, std::size_t) {
     ec = e;
     done = true;
   });
@@ -367,7 +384,7 @@ int get_content(const Target& target, const std::string& key, const std::string&
   // Content-Length with the optional, and any length exceeds none.
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   done = false;
-  http::async_read_header(connection.socket(), connection.buffer(), parser,
+  http::async_read_header(connection.stream(), connection.buffer(), parser,
                           [&](beast::error_code e, std::size_t) {
                             ec = e;
                             done = true;
@@ -399,7 +416,7 @@ int get_content(const Target& target, const std::string& key, const std::string&
     parser.get().body().data = piece.data();
     parser.get().body().size = piece.size();
     done = false;
-    http::async_read_some(connection.socket(), connection.buffer(), parser,
+    http::async_read_some(connection.stream(), connection.buffer(), parser,
                           [&](beast::error_code e, std::size_t) {
                             ec = e;
                             done = true;

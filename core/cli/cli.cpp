@@ -64,7 +64,9 @@ void print_help(std::ostream& out) {
          "refused plugin (one line on standard error: FILE:LINE:COL: what is wrong).\n"
          "Signals: SIGTERM or SIGINT stop the node cleanly; SIGHUP reopens the log file.\n"
          "status, switchover, pause, resume, settings and store talk to the running node's\n"
-         "admin endpoint ([admin] listen); commands that change state send [admin] token.\n"
+         "admin endpoint ([admin] listen, over HTTPS verified against [admin] tls_ca when it\n"
+         "has tls_cert) with [admin] token, or when the config sets none the token the node\n"
+         "made in <data_dir>/admin.token (readable only by the user that runs the node).\n"
          "\nThe shared file store (writes go through the active node, with its epoch; - is\n"
          "standard input or output; a progress bar goes to standard error on a terminal):\n"
          "  store put KEY FILE|-   store FILE at KEY, published once complete\n"
@@ -188,7 +190,7 @@ int check(const std::string& conf) {
 // The verbs that talk to a running node through its admin endpoint.
 int admin_verb(const Arguments& args) {
   const config::NodeConfig config = config::load_node_config(require_conf(args));
-  const admin::Target target = admin::target_from(config.admin);
+  const admin::Target target = admin::target_from(config);
   if (args.verb == "status") return admin::status_verb(target, args.json);
   if (args.verb == "switchover") return admin::switchover_verb(target, args.to);
   if (args.verb == "pause") return admin::pause_verb(target);

@@ -126,6 +126,78 @@ Field hooks_field(std::string name, std::string description) {
   return field;
 }
 
+Field host_names_field() {
+  Field field = make_field("host_names", Type::strings,
+                           "more names the Host header may carry on loopback (DNS rebinding)",
+                           std::vector<std::string>{});
+  field.check = [](const Value& value) -> std::string {
+    for (const auto& name : std::get<std::vector<std::string>>(value)) {
+      const std::string problem = check_host(name);
+      if (!problem.empty()) return problem;
+    }
+    return {};
+  };
+  return field;
+}
+
+Field open_reads_field() {
+  Field field = make_field("open_reads", Type::strings,
+                           "off loopback, which of \"/metrics\" and \"/status\" need no token",
+                           std::vector<std::string>{});
+  field.check = [](const Value& value) -> std::string {
+    for (const auto& path : std::get<std::vector<std::string>>(value)) {
+      if (path != "/metrics" && path != "/status") {
+        return quote(path) + " cannot be opened (expected \"/metrics\" or \"/status\")";
+      }
+    }
+    return {};
+  };
+  return field;
+}
+
+// Whether only this host can reach `host`: localhost, 127.0.0.0/8 or ::1. A name other than
+// localhost may resolve anywhere, so it is not.
+bool is_loopback_host(std::string_view host) {
+  if (host == "localhost" || host == "::1" || host == "0:0:0:0:0:0:0:1") return true;
+  if (host.substr(0, 4) != "127.") return false;
+  int parts = 1;
+  for (const char c : host.substr(4)) {
+    if (c == '.') {
+      ++parts;
+    } else if (!is_digit(c)) {
+      return false;
+    }
+  }
+  return parts == 3;
+}
+
+// The endpoint's security rules that the config alone decides, refused at their key's position.
+void check_admin(const AdminConfig& admin, const Values& values, const std::string& file) {
+  const auto refuse = [&](const char* key, const std::string& problem) {
+    if (const auto where = values.source(key)) throw ConfigError::at(*where, file, problem);
+    throw ConfigError(file, 1, 1, problem);
+  };
+  if (admin.token && admin.token->reveal().size() < kMinAdminTokenLength) {
+    refuse("admin.token", "[admin] token is shorter than " + std::to_string(kMinAdminTokenLength) +
+                              " bytes: use a long random one, such as `openssl rand -hex 32`");
+  }
+  if (admin.tls_cert.empty() != admin.tls_key.empty()) {
+    refuse(admin.tls_cert.empty() ? "admin.tls_key" : "admin.tls_cert",
+           "[admin] tls_cert and tls_key go together: set both for HTTPS, or neither");
+  }
+  const std::string_view listen = admin.listen;
+  std::string_view host = listen.substr(0, listen.rfind(':'));
+  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  if (is_loopback_host(host) || admin.insecure) return;
+  std::string missing;
+  if (admin.tls_cert.empty()) missing = "TLS (tls_cert, tls_key)";
+  if (!admin.token) missing += std::string(missing.empty() ? "" : " and ") + "a token";
+  if (missing.empty()) return;
+  refuse("admin.listen", "[admin] listen " + quote(admin.listen) +
+                             " is not a loopback address: it needs " + missing +
+                             "; listen on 127.0.0.1, configure them, or set insecure = true");
+}
+
 Schema make_node_schema() {
   using namespace std::chrono_literals;
   Schema node;
@@ -259,7 +331,17 @@ Schema make_node_schema() {
                  "the admin endpoint (status, /healthz/active, /metrics, commands)",
                  std::string("127.0.0.1:8440")),
       make_field("token", Type::secret,
-                 "bearer token that commands (switchover, pause, settings set) require")};
+                 "bearer token, 16 bytes at least, for everything but /healthz/* (and /, /status, "
+                 "/metrics on loopback); default: one made in <data_dir>/admin.token"),
+      make_field("tls_cert", Type::path, "HTTPS: the certificate chain (PEM), with tls_key"),
+      make_field("tls_key", Type::path, "HTTPS: the private key (PEM), with tls_cert"),
+      make_field("tls_ca", Type::path,
+                 "the CA certificates (PEM) the CLI verifies the endpoint against; default: the "
+                 "system's"),
+      make_field("insecure", Type::boolean,
+                 "allow a non-loopback listen address without TLS and a token", false),
+      host_names_field(),
+      open_reads_field()};
 
   Schema root;
   root.tables.emplace("node", std::move(node));
@@ -475,6 +557,13 @@ NodeConfig from_document(toml::table root, const std::filesystem::path& file) {
 
   config.admin.listen = required_value<std::string>(values, "admin.listen");
   if (const auto* token = values.get<Secret>("admin.token")) config.admin.token = *token;
+  if (const auto* cert = values.get<std::string>("admin.tls_cert")) config.admin.tls_cert = *cert;
+  if (const auto* key = values.get<std::string>("admin.tls_key")) config.admin.tls_key = *key;
+  if (const auto* ca = values.get<std::string>("admin.tls_ca")) config.admin.tls_ca = *ca;
+  config.admin.insecure = required_value<bool>(values, "admin.insecure");
+  config.admin.host_names = required_value<std::vector<std::string>>(values, "admin.host_names");
+  config.admin.open_reads = required_value<std::vector<std::string>>(values, "admin.open_reads");
+  check_admin(config.admin, values, context.file);
 
   config.plugins = take_plugin_sections(root, context, values);
   return config;

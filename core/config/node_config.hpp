@@ -45,9 +45,24 @@ struct RoleConfig {
 };
 
 // [admin]: the node's HTTP endpoint for status, health checks, metrics and operator commands.
+// The shortest [admin] token accepted.
+constexpr std::size_t kMinAdminTokenLength = 16;
+
+// Everything but /healthz/* needs the token; on loopback /, /status and /metrics are open too.
 struct AdminConfig {
   std::string listen = "127.0.0.1:8440";  // host:port; port 0 picks a free one (tests)
-  std::optional<Secret> token;            // bearer token required for anything that changes state
+  // The bearer token, at least 16 bytes. None: the node makes one in <data_dir>/admin.token.
+  std::optional<Secret> token;
+  std::filesystem::path tls_cert;  // both set: HTTPS only
+  std::filesystem::path tls_key;
+  std::filesystem::path tls_ca;  // the CLI verifies the endpoint against it (empty: the system's)
+  // Off loopback the endpoint needs TLS and a configured token unless this says it is on purpose.
+  bool insecure = false;
+  // More names that a request's Host header may carry on loopback (besides the listen address,
+  // localhost, 127.0.0.1 and ::1): anything else is a browser fooled by DNS rebinding.
+  std::vector<std::string> host_names;
+  // Off loopback, these of "/metrics" and "/status" (with the page) need no token.
+  std::vector<std::string> open_reads;
 };
 
 struct StoreConfig {

@@ -13,6 +13,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "admin/admin_server.hpp"
+#include "admin/local_token.hpp"
 #include "admin/store_model.hpp"
 #include "db/file_lock.hpp"
 #include "db/node_registry.hpp"
@@ -102,13 +103,31 @@ std::string lock_base(const config::NodeConfig& config, const db::Database& data
   return (db::runtime_lock_dir(config.data_dir) / name).string();
 }
 
+// [admin] as the endpoint takes it; with no token in the config, the one in data_dir (made on
+// the first start), which the CLI run by a user who can read it uses.
+admin::ServerSecurity admin_security(const config::NodeConfig& config, const log::Logger& log) {
+  admin::ServerSecurity security;
+  if (config.admin.token) {
+    security.token = config.admin.token->reveal();
+  } else {
+    security.token = admin::ensure_local_token(config.data_dir);
+    log.info("admin.local_token", {{"file", admin::local_token_path(config.data_dir).string()}});
+  }
+  security.tls_cert = config.admin.tls_cert;
+  security.tls_key = config.admin.tls_key;
+  security.host_names = config.admin.host_names;
+  security.open_reads = config.admin.open_reads;
+  return security;
+}
+
 // Until the database answers, a node whose PostgreSQL server is down at start-up is passive with
 // reason db_unreachable, and says so on its admin endpoint; it finishes starting (schema,
 // registry, plugins) once the server is back. The nodes of a cluster must come up in any order.
 // Returns false when the node was asked to stop first.
 bool await_database(db::Database& database, const config::NodeConfig& config,
-                    std::string_view version, boost::asio::io_context& events,
-                    const bool& stop_requested, const log::Logger& log) {
+                    const admin::ServerSecurity& security, std::string_view version,
+                    boost::asio::io_context& events, const bool& stop_requested,
+                    const log::Logger& log) {
   std::string reason;
   const auto reachable = [&] {
     try {
@@ -146,9 +165,7 @@ bool await_database(db::Database& database, const config::NodeConfig& config,
     return {};
   };
   model.set_setting = [&](const std::string&, const std::string&) { refuse(); };
-  std::optional<std::string> token;
-  if (config.admin.token) token = config.admin.token->reveal();
-  admin::AdminServer admin(config.admin.listen, token, std::move(model));
+  admin::AdminServer admin(config.admin.listen, security, std::move(model));
   admin.start();
   for (;;) {
     events.poll();
@@ -499,7 +516,8 @@ int run(const config::NodeConfig& config, std::string_view version) {
   // The lease gets a connection of its own: a connection runs one transaction at a time, and a
   // plugin's long transaction must never hold up a renewal until the node fences itself.
   lease_database = open_database(config, /*for_lease=*/true);
-  if (!await_database(*database, config, version, events, stop_requested, log)) {
+  const admin::ServerSecurity security = admin_security(config, log);
+  if (!await_database(*database, config, security, version, events, stop_requested, log)) {
     log.info("node.stopped", {{"node", config.node_id}});
     log::flush();
     return 0;
@@ -635,9 +653,7 @@ int run(const config::NodeConfig& config, std::string_view version) {
     const host::CommandAnswer answer = plugins.run_command(plugin, name, args);
     return admin::CommandReply{answer.http_status, answer.body, answer.not_active};
   };
-  std::optional<std::string> token;
-  if (config.admin.token) token = config.admin.token->reveal();
-  admin::AdminServer admin(config.admin.listen, token, std::move(model));
+  admin::AdminServer admin(config.admin.listen, security, std::move(model));
   admin.start();
 
   role.start();

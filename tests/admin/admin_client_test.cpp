@@ -18,12 +18,12 @@ namespace {
 using namespace std::chrono_literals;
 using testing::FakeNode;
 
-constexpr const char* kToken = "client-token";
+constexpr const char* kToken = "client-token-0123456789";
 
 // A running endpoint and the Target the CLI would derive for it.
 struct Cluster {
   explicit Cluster(std::optional<std::string> token = std::string(kToken))
-      : server("127.0.0.1:0", token, node.model()) {
+      : server("127.0.0.1:0", ServerSecurity{token}, node.model()) {
     server.start();
     target = {"127.0.0.1", server.port(), token};
   }
@@ -35,11 +35,13 @@ struct Cluster {
   std::ostringstream err;
 };
 
-config::AdminConfig admin_config(std::string listen, std::optional<std::string> token) {
-  config::AdminConfig admin;
-  admin.listen = std::move(listen);
-  if (token) admin.token = config::Secret(*token);
-  return admin;
+// A node config with this [admin] section, whose data_dir holds no token file.
+config::NodeConfig admin_config(std::string listen, std::optional<std::string> token) {
+  config::NodeConfig config;
+  config.data_dir = "/nonexistent/emsnode-data";
+  config.admin.listen = std::move(listen);
+  if (token) config.admin.token = config::Secret(*token);
+  return config;
 }
 
 }  // namespace

@@ -24,12 +24,12 @@ using namespace std::chrono_literals;
 using testing::FakeNode;
 using testing::RawConnection;
 
-constexpr const char* kToken = "s3cret-token";
+constexpr const char* kToken = "s3cret-token-0123456789";
 
 // A started endpoint on 127.0.0.1 (an ephemeral port) in front of a FakeNode.
 struct Fixture {
   explicit Fixture(std::optional<std::string> token = std::string(kToken), ServerLimits limits = {})
-      : server("127.0.0.1:0", std::move(token), node.model(), limits) {
+      : server("127.0.0.1:0", ServerSecurity{std::move(token)}, node.model(), limits) {
     server.start();
   }
 
@@ -133,7 +133,7 @@ TEST_CASE("each /healthz probe answers 200 or 503 with the line that says which 
 TEST_CASE("HEAD /healthz/active answers the status without a body") {
   Fixture fixture;
   RawConnection connection(fixture.server.port());
-  connection.send("HEAD /healthz/active HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  connection.send("HEAD /healthz/active HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
   bool closed = false;
   const std::string response = connection.read_until_closed(2s, &closed);
   CHECK(closed);
@@ -154,7 +154,7 @@ TEST_CASE("GET / answers a self-contained status page that cannot run injected s
   Fixture fixture;
   fixture.node.status.node_id = "<script>alert(1)</script>";
   RawConnection connection(fixture.server.port());
-  connection.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  connection.send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
   const std::string response = connection.read_until_closed(2s);
   CHECK(response.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
   CHECK(has_header(response, "Content-Type: text/html; charset=utf-8"));
@@ -187,8 +187,9 @@ TEST_CASE("POST /pause and /resume reach the node") {
 TEST_CASE("a state change without the right token is refused with 401 and changes nothing") {
   Fixture fixture;
   for (const auto& token : {std::optional<std::string>(), std::optional<std::string>("wrong"),
-                            std::optional<std::string>("s3cret-token-and-more"),
-                            std::optional<std::string>("s3cret-tokeN")}) {
+                            std::optional<std::string>(std::string(kToken) + "-and-more"),
+                            std::optional<std::string>("s3cret-token-012345678"),
+                            std::optional<std::string>("s3cret-token-012345678A")}) {
     const Response response = request(fixture.target(token), "POST", "/pause");
     CHECK(response.status == 401);
     CHECK(response.body.find("Authorization: Bearer") != std::string::npos);
@@ -199,7 +200,7 @@ TEST_CASE("a state change without the right token is refused with 401 and change
 
   RawConnection connection(fixture.server.port());
   connection.send(
-      "POST /switchover HTTP/1.1\r\nHost: x\r\nAuthorization: Basic czNjcmV0\r\n"
+      "POST /switchover HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic czNjcmV0\r\n"
       "Content-Length: 0\r\nConnection: close\r\n\r\n");
   const std::string raw = connection.read_until_closed(2s);
   CHECK(raw.rfind("HTTP/1.1 401 Unauthorized\r\n", 0) == 0);
@@ -210,21 +211,22 @@ TEST_CASE("a state change without the right token is refused with 401 and change
 TEST_CASE("the bearer scheme is matched without regard to case") {
   Fixture fixture;
   RawConnection connection(fixture.server.port());
-  connection.send(std::string("POST /pause HTTP/1.1\r\nHost: x\r\nAuthorization: bearer ") +
+  connection.send(std::string("POST /pause HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: bearer ") +
                   kToken + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
   CHECK(connection.read_until_closed(2s).rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
   CHECK(fixture.node.calls() == std::vector<std::string>{"pause"});
 }
 
-TEST_CASE("with no token configured every state change is refused with 403 and reads work") {
+TEST_CASE("with no token every route that needs one is refused with 403, the open ones work") {
   Fixture fixture(std::nullopt);
   const Response response = request(fixture.target("anything"), "POST", "/switchover");
   CHECK(response.status == 403);
   CHECK(response.body.find("[admin] token") != std::string::npos);
   CHECK(request(fixture.target("anything"), "PUT", "/settings/a", "b").status == 403);
+  CHECK(fixture.get("/settings").status == 403);
   CHECK(fixture.node.switchovers().empty());
   CHECK(fixture.get("/status").status == 200);
-  CHECK(fixture.get("/settings").status == 200);
+  CHECK(fixture.get("/healthz/live").status == 200);
 }
 
 TEST_CASE("an operation's refusal is answered with its status and message") {
@@ -287,7 +289,7 @@ TEST_CASE("a setting value of the body limit is accepted and one byte more is re
 TEST_CASE("a header over 8 KiB is refused with 431") {
   Fixture fixture;
   RawConnection connection(fixture.server.port());
-  connection.send("GET /status HTTP/1.1\r\nHost: x\r\nX-Filler: " + std::string(9000, 'f') +
+  connection.send("GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Filler: " + std::string(9000, 'f') +
                   "\r\n\r\n");
   CHECK(connection.read_until_closed(2s).rfind("HTTP/1.1 431 ", 0) == 0);
 }
@@ -304,7 +306,8 @@ TEST_CASE("unknown paths answer 404 and wrong methods 405 with the allowed ones"
   CHECK(fixture.node.switchovers().empty());
 
   RawConnection connection(fixture.server.port());
-  connection.send("BREW /pause HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  connection.send(std::string("BREW /pause HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ") +
+                  kToken + "\r\nConnection: close\r\n\r\n");
   const std::string raw = connection.read_until_closed(2s);
   CHECK(raw.rfind("HTTP/1.1 405 Method Not Allowed\r\n", 0) == 0);
   CHECK(has_header(raw, "Allow: POST"));
@@ -315,7 +318,8 @@ TEST_CASE("a malformed request is answered 400 and the endpoint keeps serving") 
   const std::vector<std::string> requests = {
       "this is not http\r\n\r\n", "GET /status HTTP/1.1\r\nNo colon here\r\n\r\n",
       "GET /status HTTP/1.1\r\nContent-Length: abc\r\n\r\n", std::string("\0\x01\x02\r\n\r\n", 7),
-      "GET /settings/%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"};
+      std::string("GET /settings/%zz HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ") +
+          kToken + "\r\nConnection: close\r\n\r\n"};
   for (const std::string& garbage : requests) {
     RawConnection connection(fixture.server.port());
     connection.send(garbage);
@@ -351,7 +355,7 @@ TEST_CASE("an idle keep-alive connection is closed after the read timeout") {
   limits.read_timeout = 200ms;
   Fixture fixture(std::string(kToken), limits);
   RawConnection idle(fixture.server.port());
-  idle.send("GET /healthz/active HTTP/1.1\r\nHost: x\r\n\r\n");
+  idle.send("GET /healthz/active HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
   CHECK(idle.read_responses(1, 2s).rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
   bool closed = false;
   idle.read_until_closed(2s, &closed);
@@ -363,8 +367,9 @@ TEST_CASE("a keep-alive connection serves several requests in order") {
   fixture.node.active = false;
   RawConnection connection(fixture.server.port());
   connection.send(
-      "GET /healthz/active HTTP/1.1\r\nHost: x\r\n\r\n"
-      "GET /settings HTTP/1.1\r\nHost: x\r\n\r\n");
+      "GET /healthz/active HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+      "GET /settings HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+      std::string(kToken) + "\r\n\r\n");
   const std::string responses = connection.read_responses(2, 2s);
   const std::size_t second = responses.find("HTTP/1.1 200 OK\r\n");
   CHECK(responses.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0) == 0);
@@ -387,7 +392,7 @@ TEST_CASE("connections over the cap are answered 503 and closed until one frees 
     CHECK(refused.find("too many connections") != std::string::npos);
   }
   // The connections within the cap are served as usual.
-  first->send("GET /healthz/active HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  first->send("GET /healthz/active HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
   bool closed = false;
   CHECK(first->read_until_closed(2s, &closed).rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
   CHECK(closed);
@@ -429,13 +434,13 @@ TEST_CASE("health checks are answered while slow operations occupy every worker"
 
 TEST_CASE("start fails naming the address and the reason when the port is taken") {
   FakeNode node;
-  AdminServer first("127.0.0.1:0", std::nullopt, node.model());
+  AdminServer first("127.0.0.1:0", ServerSecurity{}, node.model());
   first.start();
   const std::string taken = "127.0.0.1:" + std::to_string(first.port());
-  AdminServer second(taken, std::nullopt, node.model());
+  AdminServer second(taken, ServerSecurity{}, node.model());
   CHECK_THROWS_WITH(second.start(),
                     "admin endpoint: cannot listen on " + taken + " (address already in use)");
-  AdminServer malformed("127.0.0.1", std::nullopt, node.model());
+  AdminServer malformed("127.0.0.1", ServerSecurity{}, node.model());
   CHECK_THROWS_WITH(malformed.start(),
                     Catch::Contains("cannot listen on 127.0.0.1 (") && Catch::Contains("no port"));
 }

@@ -40,7 +40,7 @@ bool contains(const std::string& text, const std::string& part) {
 
 // The request line and headers of a PUT of `length` bytes at `path`, with the test's token.
 std::string put_header(const std::string& path, std::uint64_t length, bool expect_continue) {
-  return "PUT " + path + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+  return "PUT " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
          std::string(testing::kStoreToken) + "\r\nContent-Length: " + std::to_string(length) +
          (expect_continue ? "\r\nExpect: 100-continue" : "") + "\r\n\r\n";
 }
@@ -109,7 +109,8 @@ TEST_CASE("HEAD /store/KEY answers the file's size, SHA-256 and epoch without th
   StoreNode node;
   REQUIRE(request(node.target(), "PUT", "/store/k", "12345").status == 200);
   RawConnection connection(node.server->port());
-  connection.send("HEAD /store/k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  connection.send("HEAD /store/k HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+                  std::string(testing::kStoreToken) + "\r\nConnection: close\r\n\r\n");
   const std::string response = connection.read_until_closed(2s);
   CHECK(response.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
   CHECK(contains(response, "\r\nContent-Length: 5\r\n"));
@@ -118,13 +119,19 @@ TEST_CASE("HEAD /store/KEY answers the file's size, SHA-256 and epoch without th
   CHECK(response.substr(response.size() - 4) == "\r\n\r\n");
 }
 
-TEST_CASE("store writes need the token and reads do not") {
+TEST_CASE("store reads and writes need the token") {
   StoreNode node;
   REQUIRE(request(node.target(), "PUT", "/store/k", "v1").status == 200);
-  CHECK(request(node.target("wrong"), "PUT", "/store/k", "v2").status == 401);
+  CHECK(request(node.target("wrong-but-long-enough"), "PUT", "/store/k", "v2").status == 401);
   CHECK(request(node.target(std::nullopt), "DELETE", "/store/k").status == 401);
   CHECK(request(node.target(std::nullopt), "POST", "/store-migrate?to=blob").status == 401);
-  const Response got = request(node.target(std::nullopt), "GET", "/store/k");
+  for (const char* path : {"/store/k", "/store", "/store-stat/k"}) {
+    const Response got = request(node.target(std::nullopt), "GET", path);
+    CHECK(got.status == 401);
+    CHECK(got.body.find("v1") == std::string::npos);
+  }
+  CHECK(request(node.target(std::nullopt), "HEAD", "/store/k").status == 401);
+  const Response got = request(node.target(), "GET", "/store/k");
   CHECK(got.status == 200);
   CHECK(got.body == "v1");
 
@@ -238,7 +245,8 @@ TEST_CASE("a corrupt file is answered 500 before its first byte, or cut short: n
   REQUIRE(request(node.target(), "PUT", "/store/large", large).status == 200);
   node.corrupt_objects(large.size());
   RawConnection connection(node.server->port());
-  connection.send("GET /store/large HTTP/1.1\r\nHost: x\r\n\r\n");
+  connection.send("GET /store/large HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+                  std::string(testing::kStoreToken) + "\r\n\r\n");
   bool closed = false;
   const std::string response = connection.read_until_closed(5s, &closed);
   CHECK(closed);

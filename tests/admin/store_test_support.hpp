@@ -28,12 +28,15 @@ namespace emsnode::admin::testing {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kStoreToken = "store-token";
+constexpr const char* kStoreToken = "store-token-0123456789";
 
 // node-a, active at epoch 7, with its endpoint on an ephemeral port in front of a share store.
 class StoreNode {
  public:
-  explicit StoreNode(ServerLimits limits = {}, std::optional<std::string> token = kStoreToken) {
+  explicit StoreNode(ServerLimits limits = {}, std::optional<std::string> token = kStoreToken)
+      : StoreNode(ServerSecurity{std::move(token)}, limits) {}
+
+  explicit StoreNode(const ServerSecurity& security, ServerLimits limits = {}) {
     db::testing::set_lease(*database, "node-a", 7, 60'000);
     fs::create_directories(share());
     store = store::open_share_store(*database, share().string());
@@ -51,7 +54,7 @@ class StoreNode {
           if (backend == "blob") return store::open_blob_store(*database);
           return store::open_share_store(*database, share().string());
         });
-    server = std::make_unique<AdminServer>("127.0.0.1:0", token, std::move(model), limits);
+    server = std::make_unique<AdminServer>("127.0.0.1:0", security, std::move(model), limits);
     server->start();
   }
 

@@ -303,7 +303,7 @@ TEST_CASE("the role timers, hooks and admin endpoint have working defaults") {
 
 TEST_CASE("hooks resolve against the config folder and the admin token is a secret") {
   ScratchDir dir;
-  const auto token_file = dir.write_secret("token", "t0ken\n");
+  const auto token_file = dir.write_secret("token", "t0ken-from-a-file-0123\n");
   const auto config =
       parse(with_node("[role]\nlease_ttl = \"5s\"\npre_promote = [\"hooks/vip.sh\", "
                       "\"/usr/bin/true\"]\n[admin]\nlisten = \"127.0.0.1:9000\"\n"
@@ -314,7 +314,7 @@ TEST_CASE("hooks resolve against the config folder and the admin token is a secr
         std::vector<std::filesystem::path>{"/etc/emsnode/hooks/vip.sh", "/usr/bin/true"});
   CHECK(config.admin.listen == "127.0.0.1:9000");
   REQUIRE(config.admin.token);
-  CHECK(config.admin.token->reveal() == "t0ken");
+  CHECK(config.admin.token->reveal() == "t0ken-from-a-file-0123");
   CHECK(to_display(*config.values.find("admin.token")) == "<redacted>");
 }
 

@@ -158,7 +158,7 @@ class Cluster {
   Node& operator[](std::size_t i) { return nodes_.at(i); }
   std::uint16_t echo_port() const { return echo_port_; }
   std::filesystem::path database() const { return dir_.path() / "cluster.db"; }
-  static constexpr const char* kToken = "test-token";
+  static constexpr const char* kToken = "test-token-0123456789";
 
   // Starts node i, or starts it again after it stopped (its log file is appended to).
   void start(std::size_t i) {

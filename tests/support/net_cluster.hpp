@@ -33,7 +33,7 @@ class NetCluster {
   static constexpr std::uint16_t kAdminPort = 8440;
   static constexpr std::uint16_t kEchoPort = 18013;
   static constexpr std::uint16_t kPostgresPort = 5432;
-  static constexpr const char* kToken = "test-token";
+  static constexpr const char* kToken = "test-token-0123456789";
   static constexpr const char* kDatabase = "emsnode";
   static constexpr const char* kFaketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
 
@@ -199,8 +199,10 @@ class NetCluster {
            (dir_.path() / "share").string() + "\"\n\n[log]\nconsole = false\nfile = \"" +
            node.log.string() + "\"\n\n[admin]\nlisten = \"" + address + ":" +
            std::to_string(kAdminPort) + "\"\ntoken = \"" + kToken +
-           "\"\n\n[plugins.echo]\nlisten = \"" + address + ":" + std::to_string(kEchoPort) +
-           "\"\n\n" + extra;
+           // Plain HTTP on the lab's private links, on purpose: these tests probe failover, and
+           // the endpoint's TLS has tests of its own (tests/security).
+           "\"\ninsecure = true\n\n[plugins.echo]\nlisten = \"" + address + ":" +
+           std::to_string(kEchoPort) + "\"\n\n" + extra;
   }
 
   std::string emsnode_;
