@@ -175,7 +175,7 @@ int plugin_command_verb(const std::string& conf, const std::string& plugin,
     return kExitInvalid;
   }
 
-  const admin::Target local = admin::target_from(config.admin);
+  const admin::Target local = admin::target_from(config);
   const std::string path =
       "/plugins/" + admin::percent_encode(plugin) + "/commands/" + admin::percent_encode(command);
   // The node gives up at its command timeout and says so: wait a little longer than it does.
@@ -195,7 +195,7 @@ int plugin_command_verb(const std::string& conf, const std::string& plugin,
       const std::string address = active.value("admin_address", "");
       const std::string named = "the active node " + id + " (admin endpoint " +
                                 (address.empty() ? std::string("unknown") : address) + ")";
-      admin::Target target{{}, 0, local.token};
+      admin::Target target{{}, 0, local.token, local.tls, local.ca};
       try {
         const admin::HostPort where = admin::parse_host_port(address);
         target.host = where.host == "0.0.0.0" ? "127.0.0.1"
