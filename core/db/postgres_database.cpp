@@ -42,6 +42,7 @@
 #include <utility>
 #include <vector>
 
+#include "db/confinement.hpp"
 #include "db/database.hpp"
 
 namespace emsnode::db {
@@ -489,6 +490,10 @@ class PostgresTransaction final : public Transaction {
   explicit PostgresTransaction(PostgresDatabase& database) : database_(database) {}
   std::int64_t exec(std::string_view sql, const Params& params) override;
   Rows query(std::string_view sql, const Params& params) override;
+  std::int64_t confined_exec(const Confinement& confinement, std::string_view sql,
+                             const Params& params) override;
+  Rows confined_query(const Confinement& confinement, std::string_view sql,
+                      const Params& params) override;
   void notify(std::string_view channel) override;
 
  private:
@@ -559,6 +564,38 @@ class PostgresDatabase final : public Database {
     std::lock_guard lock(mutex_);
     if (!in_transaction_) connection_.begin_call(generation);
     return run(sql, params, nullptr);
+  }
+
+  // Outside a transaction, in one of its own: READ ONLY, whatever a setting of the session says,
+  // and rolled back, which also undoes any setting the statement made.
+  Rows confined_query(const Confinement& confinement, std::string_view sql,
+                      const Params& params) override {
+    const auto generation = interrupter_.generation();
+    std::lock_guard lock(mutex_);
+    refuse_unconfined(confinement, sql);
+    if (in_transaction_) return run(sql, params, nullptr);
+    connection_.begin_call(generation);
+    connection_.ensure();
+    if (PQtransactionStatus(connection_.get()) != PQTRANS_IDLE) {
+      connection_.drop();
+      connection_.ensure();
+    }
+    connection_.run("BEGIN ISOLATION LEVEL READ COMMITTED, READ ONLY", {});
+    in_transaction_ = true;
+    struct End {
+      PostgresDatabase& database;
+      ~End() {
+        database.in_transaction_ = false;
+        database.roll_back();
+      }
+    } end{*this};
+    return run(sql, params, nullptr);
+  }
+
+  void refuse_unconfined(const Confinement& confinement, std::string_view sql) const {
+    if (auto refusal = confinement_refusal(confinement, sql)) {
+      throw DbError(where_ + ": " + sql_head(sql) + ": " + *refusal);
+    }
   }
 
   void transaction(const std::function<void(Transaction&)>& body) override {
@@ -660,6 +697,18 @@ std::int64_t PostgresTransaction::exec(std::string_view sql, const Params& param
 
 Rows PostgresTransaction::query(std::string_view sql, const Params& params) {
   return database_.run(sql, params, nullptr);
+}
+
+std::int64_t PostgresTransaction::confined_exec(const Confinement& confinement,
+                                                std::string_view sql, const Params& params) {
+  database_.refuse_unconfined(confinement, sql);
+  return exec(sql, params);
+}
+
+Rows PostgresTransaction::confined_query(const Confinement& confinement, std::string_view sql,
+                                         const Params& params) {
+  database_.refuse_unconfined(confinement, sql);
+  return query(sql, params);
 }
 
 void PostgresTransaction::notify(std::string_view channel) {
