@@ -692,8 +692,7 @@ TEST_CASE("a plugin cannot read the core's tables through a view or another plug
   }
 }
 
-TEST_CASE("a plugin's own SQL still runs: upserts, views, renames and drops of its tables",
-          "[security]") {
+TEST_CASE("a plugin's own SQL still runs: upserts, views, renames and drops of its tables") {
   Plugin plugin;
   const std::vector<std::string> steps = {
       kItems[0],
