@@ -24,6 +24,7 @@
 // failure; a deadlock surfaces as DbError, and the callers that must, retry on their own schedule.
 #include "db/postgres_database.hpp"
 
+#include <arpa/inet.h>
 #include <endian.h>
 #include <libpq-fe.h>
 #include <poll.h>
@@ -34,6 +35,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -825,6 +827,46 @@ std::string describe_postgres_url(const std::string& url) {
   }
   if (host.empty()) host = hostaddr.empty() ? "localhost" : hostaddr;
   return "postgresql://" + host + ":" + (port.empty() ? "5432" : port) + "/" + dbname;
+}
+
+PostgresTarget postgres_target(const std::string& url) {
+  char* error = nullptr;
+  std::unique_ptr<PQconninfoOption, ConninfoFreer> options(PQconninfoParse(url.c_str(), &error));
+  if (!options) {
+    std::string reason = error ? trimmed(error) : "out of memory";
+    if (error) PQfreemem(error);
+    throw std::invalid_argument("the PostgreSQL connection string cannot be parsed: " + reason);
+  }
+  PostgresTarget target;
+  std::string hosts;
+  for (const PQconninfoOption* option = options.get(); option->keyword; ++option) {
+    if (!option->val || !*option->val) continue;
+    const std::string_view keyword = option->keyword;
+    if (keyword == "host" || keyword == "hostaddr") hosts += std::string(option->val) + ",";
+    if (keyword == "sslmode") target.sslmode = option->val;
+  }
+  if (hosts.empty()) {
+    if (const char* env = std::getenv("PGHOST"); env && *env) hosts = env;
+  }
+  std::size_t begin = 0;
+  while (begin < hosts.size()) {
+    std::size_t end = hosts.find(',', begin);
+    if (end == std::string::npos) end = hosts.size();
+    if (end > begin) target.hosts.push_back(hosts.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return target;
+}
+
+bool is_loopback_host(std::string_view host) {
+  if (host.empty() || host.front() == '/' || host.front() == '@') return true;  // Unix sockets
+  if (host == "localhost" || host == "localhost.") return true;
+  const std::string text(host);
+  in_addr v4{};
+  if (::inet_pton(AF_INET, text.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, text.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
+  return false;
 }
 
 std::unique_ptr<Database> open_postgres(const PostgresOptions& options) {
