@@ -22,7 +22,6 @@ if(NOT labels_at EQUAL -1)
   list(GET properties ${label_at} own_labels)
 endif()
 list(APPEND own_labels security)
-string(REPLACE ";" "\\;" own_labels "${own_labels}")
 
 string(REPLACE "\n" ";" security_names "${security_output}")
 set(security_script)
