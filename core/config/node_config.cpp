@@ -242,8 +242,9 @@ Schema make_node_schema() {
                          "postgresql: libpq's connection string (postgresql://user@host:port/"
                          "dbname or keyword=value pairs), without the password");
   url.check = check_postgres_url;
-  Field sslmode =
-      make_field("sslmode", Type::string, "postgresql: TLS to the server", std::string("prefer"));
+  Field sslmode = make_field(
+      "sslmode", Type::string,
+      "postgresql: TLS to the server; default verify-full, or prefer for a server on loopback");
   sslmode.choices = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
   database.fields = {
       std::move(db_backend),
@@ -258,12 +259,16 @@ Schema make_node_schema() {
                  "postgresql: the password (inline, \"env:NAME\", or password_file)"),
       bounded_duration("connect_timeout", "postgresql: how long connecting may take", 5s, 1s, 60s),
       bounded_duration("statement_timeout",
-                       "postgresql: how long a statement may take; the client gives up on a "
-                       "silent server one second later",
-                       5s, 100ms, 10min),
+                       "postgresql: how long a statement may take, below [role] renew_deadline; "
+                       "the client gives up on a silent server one second later",
+                       1s, 100ms, 10min),
       std::move(sslmode),
       make_field("sslrootcert", Type::path,
-                 "postgresql: the CA certificate file for verify-ca and verify-full")};
+                 "postgresql: the CA certificate file for verify-ca and verify-full"),
+      make_field("insecure", Type::boolean,
+                 "postgresql: accept sslmode disable, allow or prefer (no server "
+                 "authentication) for a server that is not on loopback",
+                 false)};
 
   Schema store;
   Field store_backend = make_field(
@@ -519,7 +524,10 @@ NodeConfig from_document(toml::table root, const std::filesystem::path& file) {
       required_value<std::chrono::milliseconds>(values, "database.connect_timeout");
   config.database.statement_timeout =
       required_value<std::chrono::milliseconds>(values, "database.statement_timeout");
-  config.database.sslmode = required_value<std::string>(values, "database.sslmode");
+  if (const auto* sslmode = values.get<std::string>("database.sslmode")) {
+    config.database.sslmode = *sslmode;
+  }
+  config.database.insecure = required_value<bool>(values, "database.insecure");
   if (const auto* ca = values.get<std::string>("database.sslrootcert")) {
     config.database.sslrootcert = *ca;
   }

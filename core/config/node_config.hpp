@@ -26,9 +26,13 @@ struct DatabaseConfig {
   std::string url;
   std::optional<Secret> password;
   std::chrono::milliseconds connect_timeout{5000};
-  std::chrono::milliseconds statement_timeout{5000};
-  std::string sslmode = "prefer";
+  std::chrono::milliseconds statement_timeout{1000};  // below [role] renew_deadline
+  // Unset: chosen by the server's address (node::postgres_sslmode): verify-full off loopback.
+  std::optional<std::string> sslmode;
   std::filesystem::path sslrootcert;  // empty: libpq's default
+  // Accepts a TLS mode that does not authenticate the server (disable, allow, prefer) for a
+  // server off loopback.
+  bool insecure = false;
 };
 
 // [role]: the lease timers (invariants checked by role::check_timers) and role-change hooks.

@@ -74,6 +74,16 @@ class FencedError : public DbError {
   using DbError::DbError;
 };
 
+// What a plugin's statement may touch: its own tables, indexes, views and triggers, named
+// `table_prefix...` and not the core's. The host runs every statement a plugin sends through the
+// ABI under the plugin's confinement (the confined_* calls), and the backend refuses, with
+// DbError and before anything runs, one that would change the shared connection (PRAGMA, ATTACH,
+// SET, ...), end or open a transaction, or touch any other table (db/confinement.hpp).
+struct Confinement {
+  std::string owner;         // for messages: "this plugin", "plugin mq"
+  std::string table_prefix;  // lower case: "mq_"
+};
+
 // Statements inside one transaction. Valid only during the callback that received it.
 class Transaction {
  public:
@@ -81,6 +91,11 @@ class Transaction {
   // Runs a statement; returns the number of rows it changed.
   virtual std::int64_t exec(std::string_view sql, const Params& params = {}) = 0;
   virtual Rows query(std::string_view sql, const Params& params = {}) = 0;
+  // exec() and query() of a plugin's statement, under its confinement.
+  virtual std::int64_t confined_exec(const Confinement& confinement, std::string_view sql,
+                                     const Params& params) = 0;
+  virtual Rows confined_query(const Confinement& confinement, std::string_view sql,
+                              const Params& params) = 0;
   // Wakes the listeners of `channel` (Database::listen) when, and only when, this transaction
   // commits. A backend without notifications ignores it (SQLite: the listeners poll).
   virtual void notify(std::string_view channel) { (void)channel; }
@@ -115,6 +130,11 @@ class Database {
   // A read outside any transaction (called from inside a transaction body on that thread, it runs
   // within that transaction). Refuses a statement that writes: writes go through transaction().
   virtual Rows query(std::string_view sql, const Params& params = {}) = 0;
+
+  // query() of a plugin's statement, under its confinement; it only reads (PostgreSQL: in a
+  // READ ONLY transaction that is rolled back, so not even a setting outlives it).
+  virtual Rows confined_query(const Confinement& confinement, std::string_view sql,
+                              const Params& params) = 0;
 
   // A write transaction (SQLite: BEGIN IMMEDIATE). Commits when `body` returns, rolls back when
   // it throws (and rethrows). Thread-safe: transactions are serialised per Database object.

@@ -76,7 +76,8 @@ SchemaState inspect(Database& database, std::string_view component, int binary_v
 }
 
 void migrate(Database& database, std::string_view component,
-             const std::vector<Migration>& migrations, std::string_view node_id) {
+             const std::vector<Migration>& migrations, std::string_view node_id,
+             const Confinement* confinement) {
   for (std::size_t i = 0; i < migrations.size(); ++i) {
     if (migrations[i].version != static_cast<int>(i) + 1) {
       throw std::invalid_argument("the migrations of " + std::string(component) +
@@ -101,7 +102,13 @@ void migrate(Database& database, std::string_view component,
         refuse_newer(database, component, db_version, binary_version);
       }
       if (db_version >= version) return;
-      for (const auto& statement : step.statements) tx.exec(statement);
+      for (const auto& statement : step.statements) {
+        if (confinement) {
+          tx.confined_exec(*confinement, statement, {});
+        } else {
+          tx.exec(statement);
+        }
+      }
       tx.exec(
           "INSERT INTO schema_versions (component, version, updated_at_ms, updated_by) "
           "VALUES (?, ?, ?, ?) "

@@ -49,8 +49,9 @@ SchemaState inspect(Database& database, std::string_view component, int binary_v
 // Applies the pending steps of `migrations` (numbered 1..n), each in its own transaction, and
 // records `node_id` as the one that applied them. Throws DbError naming both versions when the
 // database is newer than the last step, and std::invalid_argument when the steps are not
-// numbered 1..n.
+// numbered 1..n. A plugin's steps run under its `confinement` (the core's under none).
 void migrate(Database& database, std::string_view component,
-             const std::vector<Migration>& migrations, std::string_view node_id);
+             const std::vector<Migration>& migrations, std::string_view node_id,
+             const Confinement* confinement = nullptr);
 
 }  // namespace emsnode::db

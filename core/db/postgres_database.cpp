@@ -24,6 +24,7 @@
 // failure; a deadlock surfaces as DbError, and the callers that must, retry on their own schedule.
 #include "db/postgres_database.hpp"
 
+#include <arpa/inet.h>
 #include <endian.h>
 #include <libpq-fe.h>
 #include <poll.h>
@@ -34,6 +35,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -42,6 +44,7 @@
 #include <utility>
 #include <vector>
 
+#include "db/confinement.hpp"
 #include "db/database.hpp"
 
 namespace emsnode::db {
@@ -489,6 +492,10 @@ class PostgresTransaction final : public Transaction {
   explicit PostgresTransaction(PostgresDatabase& database) : database_(database) {}
   std::int64_t exec(std::string_view sql, const Params& params) override;
   Rows query(std::string_view sql, const Params& params) override;
+  std::int64_t confined_exec(const Confinement& confinement, std::string_view sql,
+                             const Params& params) override;
+  Rows confined_query(const Confinement& confinement, std::string_view sql,
+                      const Params& params) override;
   void notify(std::string_view channel) override;
 
  private:
@@ -559,6 +566,38 @@ class PostgresDatabase final : public Database {
     std::lock_guard lock(mutex_);
     if (!in_transaction_) connection_.begin_call(generation);
     return run(sql, params, nullptr);
+  }
+
+  // Outside a transaction, in one of its own: READ ONLY, whatever a setting of the session says,
+  // and rolled back, which also undoes any setting the statement made.
+  Rows confined_query(const Confinement& confinement, std::string_view sql,
+                      const Params& params) override {
+    const auto generation = interrupter_.generation();
+    std::lock_guard lock(mutex_);
+    refuse_unconfined(confinement, sql);
+    if (in_transaction_) return run(sql, params, nullptr);
+    connection_.begin_call(generation);
+    connection_.ensure();
+    if (PQtransactionStatus(connection_.get()) != PQTRANS_IDLE) {
+      connection_.drop();
+      connection_.ensure();
+    }
+    connection_.run("BEGIN ISOLATION LEVEL READ COMMITTED, READ ONLY", {});
+    in_transaction_ = true;
+    struct End {
+      PostgresDatabase& database;
+      ~End() {
+        database.in_transaction_ = false;
+        database.roll_back();
+      }
+    } end{*this};
+    return run(sql, params, nullptr);
+  }
+
+  void refuse_unconfined(const Confinement& confinement, std::string_view sql) const {
+    if (auto refusal = confinement_refusal(confinement, sql)) {
+      throw DbError(where_ + ": " + sql_head(sql) + ": " + *refusal);
+    }
   }
 
   void transaction(const std::function<void(Transaction&)>& body) override {
@@ -660,6 +699,18 @@ std::int64_t PostgresTransaction::exec(std::string_view sql, const Params& param
 
 Rows PostgresTransaction::query(std::string_view sql, const Params& params) {
   return database_.run(sql, params, nullptr);
+}
+
+std::int64_t PostgresTransaction::confined_exec(const Confinement& confinement,
+                                                std::string_view sql, const Params& params) {
+  database_.refuse_unconfined(confinement, sql);
+  return exec(sql, params);
+}
+
+Rows PostgresTransaction::confined_query(const Confinement& confinement, std::string_view sql,
+                                         const Params& params) {
+  database_.refuse_unconfined(confinement, sql);
+  return query(sql, params);
 }
 
 void PostgresTransaction::notify(std::string_view channel) {
@@ -776,6 +827,46 @@ std::string describe_postgres_url(const std::string& url) {
   }
   if (host.empty()) host = hostaddr.empty() ? "localhost" : hostaddr;
   return "postgresql://" + host + ":" + (port.empty() ? "5432" : port) + "/" + dbname;
+}
+
+PostgresTarget postgres_target(const std::string& url) {
+  char* error = nullptr;
+  std::unique_ptr<PQconninfoOption, ConninfoFreer> options(PQconninfoParse(url.c_str(), &error));
+  if (!options) {
+    std::string reason = error ? trimmed(error) : "out of memory";
+    if (error) PQfreemem(error);
+    throw std::invalid_argument("the PostgreSQL connection string cannot be parsed: " + reason);
+  }
+  PostgresTarget target;
+  std::string hosts;
+  for (const PQconninfoOption* option = options.get(); option->keyword; ++option) {
+    if (!option->val || !*option->val) continue;
+    const std::string_view keyword = option->keyword;
+    if (keyword == "host" || keyword == "hostaddr") hosts += std::string(option->val) + ",";
+    if (keyword == "sslmode") target.sslmode = option->val;
+  }
+  if (hosts.empty()) {
+    if (const char* env = std::getenv("PGHOST"); env && *env) hosts = env;
+  }
+  std::size_t begin = 0;
+  while (begin < hosts.size()) {
+    std::size_t end = hosts.find(',', begin);
+    if (end == std::string::npos) end = hosts.size();
+    if (end > begin) target.hosts.push_back(hosts.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return target;
+}
+
+bool is_loopback_host(std::string_view host) {
+  if (host.empty() || host.front() == '/' || host.front() == '@') return true;  // Unix sockets
+  if (host == "localhost" || host == "localhost.") return true;
+  const std::string text(host);
+  in_addr v4{};
+  if (::inet_pton(AF_INET, text.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, text.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
+  return false;
 }
 
 std::unique_ptr<Database> open_postgres(const PostgresOptions& options) {

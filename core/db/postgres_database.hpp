@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace emsnode::db {
 
@@ -23,5 +24,18 @@ RewrittenSql rewrite_for_postgres(std::string_view sql);
 // never the user's password. Throws std::invalid_argument when libpq cannot parse it, or when it
 // holds a password (which belongs in the separate password option, where it is never shown).
 std::string describe_postgres_url(const std::string& url);
+
+// What a libpq connection string says about where it connects: the servers it names (its host
+// and hostaddr lists; PGHOST when it names none; empty for libpq's default, the local Unix
+// socket) and the sslmode it sets itself, if any. Throws std::invalid_argument when libpq cannot
+// parse it.
+struct PostgresTarget {
+  std::vector<std::string> hosts;
+  std::string sslmode;
+};
+PostgresTarget postgres_target(const std::string& url);
+
+// True for a host on this machine only: a Unix socket's folder, localhost, 127.0.0.0/8, ::1.
+bool is_loopback_host(std::string_view host);
 
 }  // namespace emsnode::db

@@ -31,6 +31,7 @@
 #include <thread>
 #include <utility>
 
+#include "db/confinement.hpp"
 #include "db/database.hpp"
 
 namespace emsnode::db {
@@ -273,12 +274,87 @@ class Checkpointer {
   std::thread thread_;
 };
 
+// The tables of the schema itself.
+bool is_schema_table(std::string_view table) {
+  return table == "sqlite_master" || table == "sqlite_schema" || table == "sqlite_temp_master" ||
+         table == "sqlite_temp_schema";
+}
+
+// Whether SQLite may compile `action` into a statement of the plugin confined by `confinement`
+// (sqlite3_set_authorizer's arguments); nullopt when it may, else why not.
+std::optional<std::string> authorize(const Confinement& confinement, int action, const char* first,
+                                     const char* second, const char* database) {
+  const std::string_view a = first ? first : "";
+  const std::string_view b = second ? second : "";
+  const bool row_action = action == SQLITE_READ || action == SQLITE_INSERT ||
+                          action == SQLITE_UPDATE || action == SQLITE_DELETE;
+  // What SQLite reads of the schema, and writes of it for a CREATE, ALTER or DROP that was
+  // allowed (a rename also rewrites the temp schema's references); no plugin statement can name
+  // these tables for writing itself (SQLite refuses it without PRAGMA writable_schema).
+  if (row_action && is_schema_table(a)) return std::nullopt;
+  if (database != nullptr && std::string_view(database) != "main") {
+    return "it reaches the database \"" + std::string(database) +
+           "\" (only the node's main database is a plugin's)";
+  }
+  const auto own = [&](std::string_view name) -> std::optional<std::string> {
+    if (owns(confinement, name)) return std::nullopt;
+    return "it touches \"" + std::string(name) + "\"" +
+           (is_core_object(name) ? " (the core's)" : "") + ", which is not " + confinement.owner +
+           "'s: its tables are named " + confinement.table_prefix + "...";
+  };
+  switch (action) {
+    case SQLITE_SELECT:
+    case SQLITE_FUNCTION:
+    case SQLITE_RECURSIVE:
+      return std::nullopt;
+    case SQLITE_READ:    // table, column
+    case SQLITE_INSERT:  // table
+    case SQLITE_UPDATE:  // table, column
+    case SQLITE_DELETE:  // table
+      return own(a);
+    case SQLITE_CREATE_TABLE:  // table
+    case SQLITE_DROP_TABLE:
+    case SQLITE_CREATE_VIEW:  // view
+    case SQLITE_DROP_VIEW:
+      return own(a);
+    case SQLITE_CREATE_INDEX:  // index, table
+    case SQLITE_DROP_INDEX:
+      // A PRIMARY KEY or UNIQUE constraint's index, which SQLite names itself.
+      if (a.rfind("sqlite_autoindex_", 0) == 0) return own(b);
+      if (auto refusal = own(a)) return refusal;
+      return own(b);
+    case SQLITE_CREATE_TRIGGER:  // trigger, table
+    case SQLITE_DROP_TRIGGER:
+      if (auto refusal = own(a)) return refusal;
+      return own(b);
+    case SQLITE_ALTER_TABLE:  // database, table
+      return own(b);
+    case SQLITE_REINDEX:  // index: SQLite may refill an index it is creating
+      return own(a);
+    case SQLITE_PRAGMA:
+      return "PRAGMA changes the node's shared connection";
+    case SQLITE_ATTACH:
+    case SQLITE_DETACH:
+      return "ATTACH and DETACH change the node's shared connection";
+    case SQLITE_TRANSACTION:
+    case SQLITE_SAVEPOINT:
+      return "the host makes the transactions (db_write)";
+    default:  // temporary objects, virtual tables, ANALYZE, REINDEX, ...
+      return "the statement is not in what a plugin may run (action " + std::to_string(action) +
+             ")";
+  }
+}
+
 // Statements of one transaction, run on the transaction's connection.
 class SqliteTransaction final : public Transaction {
  public:
   explicit SqliteTransaction(SqliteDatabase& database) : database_(database) {}
   std::int64_t exec(std::string_view sql, const Params& params) override;
   Rows query(std::string_view sql, const Params& params) override;
+  std::int64_t confined_exec(const Confinement& confinement, std::string_view sql,
+                             const Params& params) override;
+  Rows confined_query(const Confinement& confinement, std::string_view sql,
+                      const Params& params) override;
 
  private:
   SqliteDatabase& database_;
@@ -294,6 +370,12 @@ class SqliteDatabase final : public Database {
         writes_first_(options.writes_first),
         gate_(WriteGate::of(path_)) {
     sqlite3_wal_hook(connection_.get(), &Checkpointer::after_commit, checkpointer_.get());
+    // Installed once: installing an authorizer expires every prepared statement, and SQLite
+    // re-prepares an expired or schema-changed statement inside sqlite3_step, calling whatever
+    // authorizer is in force then. This one judges by confined_, which is set exactly while a
+    // plugin's statement is prepared and stepped (under mutex_), so each statement is judged by
+    // its own caller's rule, the core's statements by none.
+    sqlite3_set_authorizer(connection_.get(), &SqliteDatabase::authorizer, this);
   }
 
   std::string_view backend() const override { return "sqlite"; }
@@ -345,6 +427,13 @@ class SqliteDatabase final : public Database {
     return run(sql, params, nullptr, /*read_only=*/true);
   }
 
+  Rows confined_query(const Confinement& confinement, std::string_view sql,
+                      const Params& params) override {
+    std::lock_guard lock(mutex_);
+    recover_if_idle();
+    return run(sql, params, nullptr, /*read_only=*/true, &confinement);
+  }
+
   void transaction(const std::function<void(Transaction&)>& body) override {
     std::lock_guard lock(mutex_);
     if (in_transaction_) {
@@ -380,10 +469,25 @@ class SqliteDatabase final : public Database {
   }
 
   // Runs one statement on the connection; the caller holds mutex_. `changes` receives the number
-  // of rows changed; `read_only` refuses a statement that could write.
+  // of rows changed; `read_only` refuses a statement that could write; `confinement` (a plugin's
+  // statement) refuses one its words or the authorizer do not allow.
   Rows run(std::string_view sql, const Params& params, std::int64_t* changes,
-           bool read_only = false) {
-    sqlite3_stmt* const statement = prepared(sql);
+           bool read_only = false, const Confinement* confinement = nullptr) {
+    if (confinement) {
+      if (auto refusal = confinement_refusal(*confinement, sql)) {
+        throw DbError(path_ + ": " + sql_head(sql) + ": " + *refusal);
+      }
+    }
+    // From prepare to the end of the last step: SQLite may re-prepare the statement in a step.
+    struct Confine {
+      SqliteDatabase& database;
+      Confine(SqliteDatabase& db, const Confinement* confinement) : database(db) {
+        database.confined_ = confinement;
+        database.denial_.clear();
+      }
+      ~Confine() { database.confined_ = nullptr; }
+    } confine{*this, confinement};
+    sqlite3_stmt* const statement = prepared(sql, confinement);
     // Reset at once, even on error: a statement left mid-way would hold its read snapshot.
     struct Reset {
       sqlite3_stmt* statement;
@@ -411,8 +515,13 @@ class SqliteDatabase final : public Database {
  private:
   // The statement for `sql`, prepared once and then reused: plugins run the same few statements
   // many times (the mq plugin several per message), and preparing costs more than running.
-  sqlite3_stmt* prepared(std::string_view sql) {
-    if (auto found = statements_.find(sql); found != statements_.end()) {
+  // A plugin's statements are kept apart from the core's and from other plugins' (the key starts
+  // with its prefix), so that none runs a statement prepared under another's rule.
+  sqlite3_stmt* prepared(std::string_view sql, const Confinement* confinement) {
+    std::string key;
+    if (confinement) key = '\0' + confinement->table_prefix + '\0';
+    key.append(sql);
+    if (auto found = statements_.find(key); found != statements_.end()) {
       return found->second.get();
     }
     sqlite3_stmt* raw = nullptr;
@@ -428,7 +537,7 @@ class SqliteDatabase final : public Database {
     }
     // Bounded for plugins that build their SQL: the set starts over when full.
     if (statements_.size() >= kStatementCacheSize) statements_.clear();
-    return statements_.emplace(std::string(sql), std::move(statement)).first->second.get();
+    return statements_.emplace(std::move(key), std::move(statement)).first->second.get();
   }
 
   void bind(sqlite3_stmt* statement, std::string_view sql, const Params& params) {
@@ -491,11 +600,24 @@ class SqliteDatabase final : public Database {
     return Row(std::move(columns));
   }
 
+  static int authorizer(void* self, int action, const char* first, const char* second,
+                        const char* database, const char* /*trigger or view*/) {
+    auto& db = *static_cast<SqliteDatabase*>(self);
+    if (db.confined_ == nullptr) return SQLITE_OK;
+    auto refusal = authorize(*db.confined_, action, first, second, database);
+    if (!refusal) return SQLITE_OK;
+    if (db.denial_.empty()) db.denial_ = std::move(*refusal);
+    return SQLITE_DENY;
+  }
+
   // Throws the error of the statement that just failed with `code`: UnreachableError when the
   // database cannot be used at all, else DbError.
   [[noreturn]] void fail(int code, std::string_view sql) {
     sqlite3* const connection = connection_.get();
     std::string message = path_ + ": " + sql_head(sql) + ": ";
+    if ((code & 0xff) == SQLITE_AUTH && !denial_.empty()) {
+      throw DbError(message + "refused: " + denial_);
+    }
     if ((code & 0xff) == SQLITE_BUSY) {
       message += "busy: another node held the database for longer than busy_timeout (" +
                  std::to_string(busy_timeout_ms_) + " ms)";
@@ -539,6 +661,9 @@ class SqliteDatabase final : public Database {
   // (they then run within the transaction); other threads wait for the transaction to end.
   std::recursive_mutex mutex_;
   bool in_transaction_ = false;
+  // The rule of the plugin statement being prepared or run, and the authorizer's first refusal.
+  const Confinement* confined_ = nullptr;
+  std::string denial_;
   // After connection_, so that the statements are finalized before the connection closes.
   static constexpr std::size_t kStatementCacheSize = 256;
   std::map<std::string, StatementHandle, std::less<>> statements_;
@@ -552,6 +677,18 @@ std::int64_t SqliteTransaction::exec(std::string_view sql, const Params& params)
 
 Rows SqliteTransaction::query(std::string_view sql, const Params& params) {
   return database_.run(sql, params, nullptr);
+}
+
+std::int64_t SqliteTransaction::confined_exec(const Confinement& confinement, std::string_view sql,
+                                              const Params& params) {
+  std::int64_t changes = 0;
+  database_.run(sql, params, &changes, /*read_only=*/false, &confinement);
+  return changes;
+}
+
+Rows SqliteTransaction::confined_query(const Confinement& confinement, std::string_view sql,
+                                       const Params& params) {
+  return database_.run(sql, params, nullptr, /*read_only=*/false, &confinement);
 }
 
 }  // namespace

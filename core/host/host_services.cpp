@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "db/confinement.hpp"
 #include "db/migrations.hpp"
 #include "log/log.hpp"
 #include "store/file_store.hpp"
@@ -115,6 +116,7 @@ emsnode_status fail_call(std::string message, emsnode_status status = EMSNODE_ER
 // What an emsnode_db_txn* points to: the transaction of one db_write body.
 struct WriteTxn {
   db::Transaction* tx = nullptr;
+  db::Confinement confinement;  // the plugin's whose body runs
   bool spoiled = false;  // a statement failed: the transaction rolls back whatever body returns
   std::string first_error;
 };
@@ -383,128 +385,19 @@ void fill_info(const store::FileInfo& file, emsnode_store_info& out) {
   }
 }
 
-// ---- the naming rule of migration steps ----
-
-// The words, quoted identifiers and punctuation of a SQL statement, without its comments and
-// string literals: just enough to find the names a DDL statement touches.
-std::vector<std::string> sql_tokens(std::string_view sql) {
-  std::vector<std::string> tokens;
-  std::size_t i = 0;
-  const auto is_word = [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '$';
-  };
-  while (i < sql.size()) {
-    const char c = sql[i];
-    if (std::isspace(static_cast<unsigned char>(c)) != 0) {
-      ++i;
-    } else if (sql.compare(i, 2, "--") == 0) {
-      i = sql.find('\n', i);
-    } else if (sql.compare(i, 2, "/*") == 0) {
-      const std::size_t end = sql.find("*/", i + 2);
-      i = end == std::string_view::npos ? end : end + 2;
-    } else if (c == '\'' || c == '"' || c == '`') {
-      // A doubled quote escapes itself in both backends; a string literal is no name.
-      std::string text;
-      std::size_t j = i + 1;
-      for (; j < sql.size(); ++j) {
-        if (sql[j] != c) {
-          text += sql[j];
-        } else if (j + 1 < sql.size() && sql[j + 1] == c) {
-          text += c;
-          ++j;
-        } else {
-          break;
-        }
-      }
-      if (c != '\'') tokens.push_back(text);
-      i = j + 1;
-    } else if (is_word(c)) {
-      std::size_t j = i;
-      while (j < sql.size() && is_word(sql[j])) ++j;
-      tokens.emplace_back(sql.substr(i, j - i));
-      i = j;
-    } else {
-      tokens.emplace_back(1, c);
-      ++i;
-    }
-    if (i == std::string_view::npos) break;
-  }
-  return tokens;
-}
-
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
-
-// The tables, indexes and views that a CREATE, ALTER or DROP statement names (lower case,
-// without a schema qualifier); empty for any other statement.
-std::vector<std::string> ddl_names(std::string_view sql) {
-  std::vector<std::string> tokens = sql_tokens(sql);
-  std::vector<std::string> keywords(tokens.size());
-  std::transform(tokens.begin(), tokens.end(), keywords.begin(), lower);
-  std::size_t at = 0;
-  const auto next_is = [&](std::initializer_list<const char*> words) {
-    if (at >= keywords.size()) return false;
-    return std::any_of(words.begin(), words.end(),
-                       [&](const char* word) { return keywords[at] == word; });
-  };
-  const auto skip = [&](std::initializer_list<const char*> words) {
-    while (next_is(words)) ++at;
-  };
-  // A name, possibly schema-qualified: the part after the last '.'.
-  const auto take_name = [&](std::vector<std::string>& names) {
-    if (at >= tokens.size()) return;
-    std::string name = tokens[at++];
-    while (at + 1 < tokens.size() && tokens[at] == ".") {
-      name = tokens[at + 1];
-      at += 2;
-    }
-    names.push_back(lower(name));
-  };
-
-  std::vector<std::string> names;
-  if (next_is({"create"})) {
-    ++at;
-    skip({"unique", "temp", "temporary"});
-    if (!next_is({"table", "index", "view"})) return names;
-    const bool index = keywords[at] == "index";
-    ++at;
-    skip({"if", "not", "exists"});
-    take_name(names);
-    if (index && next_is({"on"})) {
-      ++at;
-      take_name(names);
-    }
-  } else if (next_is({"drop"})) {
-    ++at;
-    if (!next_is({"table", "index", "view"})) return names;
-    ++at;
-    skip({"if", "exists"});
-    take_name(names);
-  } else if (next_is({"alter"})) {
-    ++at;
-    if (!next_is({"table"})) return names;
-    ++at;
-    skip({"if", "exists", "only"});
-    take_name(names);
-    for (; at + 1 < keywords.size(); ++at) {
-      if (keywords[at] == "rename" && keywords[at + 1] == "to") {
-        at += 2;
-        take_name(names);
-        break;
-      }
-    }
-  }
-  return names;
-}
+// ---- what a plugin's SQL may touch ----
 
 // "<id>_" with the id's '-' as '_', which an unquoted SQL name cannot hold.
 std::string table_prefix(const std::string& plugin_id) {
   std::string prefix = plugin_id + "_";
   std::replace(prefix.begin(), prefix.end(), '-', '_');
   return prefix;
+}
+
+// Every statement a plugin sends runs under this: its own tables only, never the core's, and
+// nothing that changes the connection the node shares with its lease, registry and store.
+db::Confinement confinement_of(const PluginContext& context) {
+  return db::Confinement{"this plugin", table_prefix(context.plugin_id())};
 }
 
 // One line for logs and the schema history: the step's text with its whitespace folded.
@@ -733,7 +626,8 @@ emsnode_status db_query(emsnode_host_ctx* ctx, emsnode_str sql, const emsnode_db
   db::Database* database = PluginContext::from(ctx).shared().database.load();
   if (database == nullptr) return fail_call("db_query: no shared database");
   return guarded("db_query", [&] {
-    const db::Rows rows = database->query(view(sql), to_params(params, param_count));
+    const db::Rows rows = database->confined_query(confinement_of(PluginContext::from(ctx)),
+                                                   view(sql), to_params(params, param_count));
     deliver(rows, on_row, user_data);
   });
 }
@@ -747,6 +641,7 @@ emsnode_status db_write(emsnode_host_ctx* ctx, emsnode_db_txn_fn body, void* use
   const std::uint64_t epoch = context.shared().epoch.load(std::memory_order_acquire);
 
   WriteTxn txn;
+  txn.confinement = confinement_of(context);
   emsnode_status body_status = EMSNODE_OK;
   bool rolled_back = false;
   const emsnode_status status = guarded("db_write", [&] {
@@ -784,11 +679,11 @@ emsnode_status db_exec(emsnode_db_txn* handle, emsnode_str sql, const emsnode_db
   const emsnode_status status = guarded("db_exec", [&] {
     const db::Params converted = to_params(params, param_count);
     if (on_row != nullptr) {
-      const db::Rows rows = txn->tx->query(view(sql), converted);
+      const db::Rows rows = txn->tx->confined_query(txn->confinement, view(sql), converted);
       deliver(rows, on_row, user_data);
       if (changes != nullptr) *changes = rows.size();
     } else {
-      const std::int64_t changed = txn->tx->exec(view(sql), converted);
+      const std::int64_t changed = txn->tx->confined_exec(txn->confinement, view(sql), converted);
       if (changes != nullptr) *changes = static_cast<std::uint64_t>(changed);  // never < 0
     }
   });
@@ -807,18 +702,16 @@ emsnode_status db_migrate(emsnode_host_ctx* ctx, const emsnode_str* steps, size_
   if (steps == nullptr && step_count > 0) {
     return fail_call("db_migrate: steps is NULL but step_count is " + std::to_string(step_count));
   }
-  const std::string prefix = table_prefix(context.plugin_id());
+  const db::Confinement confinement = confinement_of(context);
   std::vector<db::Migration> migrations;
   migrations.reserve(step_count);
   for (size_t i = 0; i < step_count; ++i) {
     const std::string_view step = view(steps[i]);
-    for (const std::string& name : ddl_names(step)) {
-      if (name.compare(0, prefix.size(), prefix) != 0) {
-        return fail_call("db_migrate: step " + std::to_string(i + 1) + " (" +
-                         step_description(step) + ") touches \"" + name + "\", which is not " +
-                         "this plugin's: its tables, indexes and views are named " + prefix +
-                         "...");
-      }
+    // Judged before any step runs, so that a refused step leaves the schema as it was; the
+    // runner confines each statement again as it runs it.
+    if (auto refusal = db::confinement_refusal(confinement, step)) {
+      return fail_call("db_migrate: step " + std::to_string(i + 1) + " (" + step_description(step) +
+                       ") " + *refusal);
     }
     migrations.push_back(
         db::Migration{static_cast<int>(i) + 1, step_description(step), {std::string(step)}});
@@ -843,7 +736,7 @@ emsnode_status db_migrate(emsnode_host_ctx* ctx, const emsnode_str* steps, size_
                         " steps this build of the plugin knows: the plugin is older than its "
                         "data (upgrade it; a plugin never downgrades its schema)");
     }
-    db::migrate(database, component, migrations, shared.node_id);
+    db::migrate(database, component, migrations, shared.node_id, &confinement);
   });
 }
 

@@ -65,13 +65,22 @@ bool is_postgres(const config::NodeConfig& config) {
   return config.database.backend == "postgresql";
 }
 
+// The servers of the url that are not on this machine: TLS to them must authenticate them.
+std::vector<std::string> remote_hosts(const db::PostgresTarget& target) {
+  std::vector<std::string> remote;
+  for (const std::string& host : target.hosts) {
+    if (!db::is_loopback_host(host)) remote.push_back(host);
+  }
+  return remote;
+}
+
 db::PostgresOptions postgres_options(const config::DatabaseConfig& database) {
   db::PostgresOptions options;
   options.url = database.url;
   if (database.password) options.password = database.password->reveal();
   options.connect_timeout = database.connect_timeout;
   options.statement_timeout = database.statement_timeout;
-  options.sslmode = database.sslmode;
+  options.sslmode = postgres_sslmode(database);
   options.sslrootcert = database.sslrootcert.string();
   return options;
 }
@@ -451,18 +460,72 @@ log::Settings log_settings(const config::NodeConfig& config) {
   return settings;
 }
 
-void check_config(const config::NodeConfig& config) {
-  if (is_postgres(config)) {
-    try {
-      db::describe_postgres_url(config.database.url);
-    } catch (const std::invalid_argument& e) {
-      const std::string problem = std::string("[database] url: ") + e.what();
-      if (const auto where = config.values.source("database.url")) {
-        throw config::ConfigError::at(*where, config.file.string(), problem);
-      }
-      throw config::ConfigError(config.file.string(), 1, 1, problem);
-    }
+std::string postgres_sslmode(const config::DatabaseConfig& database) {
+  if (database.sslmode) return *database.sslmode;
+  return remote_hosts(db::postgres_target(database.url)).empty() ? "prefer" : "verify-full";
+}
+
+namespace {
+
+// A refusal at `key`'s place in the file, or at its start when the key is not written there.
+[[noreturn]] void refuse(const config::NodeConfig& config, const std::string& key,
+                         const std::string& problem) {
+  if (const auto where = config.values.source(key)) {
+    throw config::ConfigError::at(*where, config.file.string(), problem);
   }
+  throw config::ConfigError(config.file.string(), 1, 1, problem);
+}
+
+std::string ms(std::chrono::milliseconds value) {
+  return std::to_string(value.count()) + " ms";
+}
+
+void check_postgres(const config::NodeConfig& config) {
+  const config::DatabaseConfig& database = config.database;
+  db::PostgresTarget target;
+  try {
+    db::describe_postgres_url(database.url);
+    target = db::postgres_target(database.url);
+  } catch (const std::invalid_argument& e) {
+    refuse(config, "database.url", std::string("[database] url: ") + e.what());
+  }
+  if (!target.sslmode.empty()) {
+    refuse(config, "database.url",
+           "[database] url sets sslmode=" + target.sslmode +
+               ", which [database] sslmode would override: give it as [database] sslmode, where "
+               "it is checked against the server's address");
+  }
+  const std::vector<std::string> remote = remote_hosts(target);
+  const std::string sslmode = postgres_sslmode(database);
+  const bool authenticated =
+      sslmode == "require" || sslmode == "verify-ca" || sslmode == "verify-full";
+  if (!remote.empty() && !authenticated && !database.insecure) {
+    refuse(config, "database.sslmode",
+           "[database] sslmode = \"" + sslmode + "\" for the server " + remote.front() +
+               ", which is not on loopback: anyone on the path could read and change the "
+               "cluster's lease and data (expected verify-full with sslrootcert, or verify-ca or "
+               "require; or insecure = true to accept it)");
+  }
+  // The lease's renewal is a statement: one the server holds past renew_deadline would make the
+  // active fence itself on a server that is merely slow, and a statement_timeout above it no
+  // longer bounds anything the node waits on.
+  if (database.statement_timeout >= config.role.renew_deadline) {
+    const std::string problem =
+        "[database] statement_timeout (" + ms(database.statement_timeout) +
+        ") must be below [role] renew_deadline (" + ms(config.role.renew_deadline) +
+        "): a renewal the server holds longer would make the active stop serving before the "
+        "statement fails (lower statement_timeout, or raise renew_deadline with lease_ttl)";
+    refuse(config,
+           config.values.source("database.statement_timeout") ? "database.statement_timeout"
+                                                              : "role.renew_deadline",
+           problem);
+  }
+}
+
+}  // namespace
+
+void check_config(const config::NodeConfig& config) {
+  if (is_postgres(config)) check_postgres(config);
   const std::string problem = role::check_timers(timers_of(config.role));
   if (problem.empty()) return;
   const auto where = config.values.source("role.lease_ttl");

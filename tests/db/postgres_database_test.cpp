@@ -190,6 +190,26 @@ TEST_CASE("a connection string holding a password is refused") {
   CHECK(describe_postgres_url("host=db2 dbname=x") == "postgresql://db2:5432/x");
 }
 
+TEST_CASE("the servers of a connection string and whether each is on loopback") {
+  CHECK(postgres_target("postgresql://u@db1:6543/emsnode").hosts ==
+        std::vector<std::string>{"db1"});
+  CHECK(postgres_target("postgresql://u@db1,db2/emsnode?sslmode=require").sslmode == "require");
+  CHECK(postgres_target("host=a,b hostaddr=10.0.0.1,10.0.0.2 dbname=x").hosts ==
+        std::vector<std::string>{"a", "b", "10.0.0.1", "10.0.0.2"});
+  CHECK(postgres_target("postgresql://u@[::1]/x").hosts == std::vector<std::string>{"::1"});
+  CHECK_THROWS_AS(postgres_target("host='unterminated"), std::invalid_argument);
+  for (const char* host :
+       {"", "/run/postgresql", "localhost", "127.0.0.1", "127.9.8.7", "::1", "0:0:0:0:0:0:0:1"}) {
+    CAPTURE(host);
+    CHECK(is_loopback_host(host));
+  }
+  for (const char* host :
+       {"db1", "10.0.0.1", "128.0.0.1", "::2", "localhost.example", "::ffff:127.0.0.1"}) {
+    CAPTURE(host);
+    CHECK_FALSE(is_loopback_host(host));
+  }
+}
+
 TEST_CASE("a statement that outlives statement_timeout fails with that reason", "[postgresql]") {
   DbDir dir;
   PostgresOptions options = options_for(dir.url());

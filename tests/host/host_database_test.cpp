@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -92,7 +93,7 @@ emsnode_status run_body(void* user_data, emsnode_db_txn* txn) {
 // which node-a holds the lease at epoch 7, as the host sets it up for a plugin.
 class Plugin {
  public:
-  Plugin() {
+  explicit Plugin(std::string id = "t-direct") : id_(std::move(id)) {
     set_lease(*database_, "node-a", 7, 60000);
     shared_->node_id = "node-a";
     shared_->epoch = 7;
@@ -107,6 +108,7 @@ class Plugin {
   db::Database& database() { return *database_; }
   // Another node's connection to the same database file.
   std::unique_ptr<db::Database> other_node() const { return dir_.open(); }
+  std::string_view backend() const { return dir_.backend(); }
 
   std::string last_error() { return text(api.last_error(ctx())); }
 
@@ -139,12 +141,13 @@ class Plugin {
   }
 
  private:
+  std::string id_;
   DbDir dir_;
   std::unique_ptr<db::Database> database_ = dir_.open_migrated();
   std::shared_ptr<HostShared> shared_ = std::make_shared<HostShared>();
   Executor executor_{std::chrono::seconds(1)};
-  std::shared_ptr<TaskGroup> tasks_ = std::make_shared<TaskGroup>(executor_, "t-direct");
-  PluginContext context_{"t-direct", config::Values{}, shared_, tasks_};
+  std::shared_ptr<TaskGroup> tasks_ = std::make_shared<TaskGroup>(executor_, id_);
+  PluginContext context_{id_, config::Values{}, shared_, tasks_};
 };
 
 const std::vector<std::string> kItems = {
@@ -429,8 +432,8 @@ TEST_CASE("a migration step that touches a table that is not the plugin's is ref
   CHECK(plugin.migrate({kItems[0], step}) == EMSNODE_ERROR);
   CHECK_THAT(plugin.last_error(),
              Catch::StartsWith("db_migrate: step 2 (") &&
-                 Catch::EndsWith("which is not this plugin's: its tables, indexes and views are "
-                                 "named t_direct_..."));
+                 Catch::EndsWith("which is not this plugin's: its tables, indexes, views and "
+                                 "triggers are named t_direct_..."));
   // Checked before anything runs: not even the valid first step is applied.
   CHECK(plugin.schema_version() == -1);
 }
@@ -469,6 +472,258 @@ TEST_CASE("a refused post or timer is explained through last_error") {
             plugin.ctx(), 10, 0, [](void*) {}, nullptr) == 0);
   CHECK_THAT(plugin.last_error(),
              Catch::StartsWith("timer_start refused: the plugin is not started"));
+}
+
+// ---- what a plugin's SQL cannot do to the node (ctest label `security`) ----
+// The node shares its database connection between its lease, registry, settings and store and
+// every plugin: a statement that changed the connection, or touched the core's tables, would
+// break or bypass what the node guarantees. Each case is named for the attack it stops, and each
+// tries the attack through db_query and through db_exec in a db_write body.
+
+namespace {
+
+// The statement run through db_query and through db_exec in a body; both must refuse it.
+void check_refused_everywhere(Plugin& plugin, const std::string& sql) {
+  CAPTURE(sql);
+  db::Rows rows;
+  CHECK(plugin.query(sql, {}, &rows) == EMSNODE_ERROR);
+  CHECK_THAT(plugin.last_error(), Catch::StartsWith("db_query: "));
+  CHECK(plugin.write([&](emsnode_db_txn* txn) { return Plugin::exec(txn, sql); }) == EMSNODE_ERROR);
+  CHECK_THAT(plugin.last_error(), Catch::StartsWith("db_exec: "));
+}
+
+// The node's own write (as the lease's renewal or the registry's) still commits.
+void check_node_writes(Plugin& plugin) {
+  CHECK_NOTHROW(plugin.database().transaction([](db::Transaction& tx) {
+    tx.exec("UPDATE nodes SET last_seen_ms = 1 WHERE id = 'nobody'");
+  }));
+}
+
+}  // namespace
+
+TEST_CASE("a plugin's PRAGMA cannot make the node's writes fail or lose durability", "[security]") {
+  Plugin plugin;
+  REQUIRE(plugin.migrate(kItems) == EMSNODE_OK);
+  for (const std::string sql :
+       {"PRAGMA query_only = 1", "pragma query_only = ON", "PRAGMA synchronous = OFF",
+        "PRAGMA busy_timeout = 0", "PRAGMA journal_mode = DELETE", "PRAGMA foreign_keys = OFF",
+        "/* x */ PRAGMA main.synchronous = 0"}) {
+    check_refused_everywhere(plugin, sql);
+  }
+  check_node_writes(plugin);
+  CHECK(plugin.write([](emsnode_db_txn* txn) { return insert_item(txn, 1); }) == EMSNODE_OK);
+  if (plugin.backend() == "sqlite") {
+    CHECK(plugin.database().query("PRAGMA query_only").front().integer(0) == 0);
+    CHECK(plugin.database().query("PRAGMA synchronous").front().integer(0) == 2);  // FULL
+    CHECK(plugin.database().query("PRAGMA busy_timeout").front().integer(0) == 2000);
+    CHECK(plugin.database().query("PRAGMA foreign_keys").front().integer(0) == 1);
+  }
+}
+
+TEST_CASE("a plugin cannot ATTACH another database file to the node's connection", "[security]") {
+  Plugin plugin;
+  const emsnode::testing::TempDir elsewhere;
+  const std::string file = (elsewhere.path() / "other.db").string();
+  check_refused_everywhere(plugin, "ATTACH DATABASE '" + file + "' AS other");
+  check_refused_everywhere(plugin, "DETACH DATABASE main");
+  CHECK_FALSE(std::filesystem::exists(file));
+  if (plugin.backend() == "sqlite") {
+    CHECK(plugin.database().query("PRAGMA database_list").size() == 1);
+  }
+  check_node_writes(plugin);
+}
+
+TEST_CASE("a plugin cannot switch off db_query's read-only guard to write unfenced", "[security]") {
+  Plugin plugin;
+  REQUIRE(plugin.migrate(kItems) == EMSNODE_OK);
+  for (const std::string sql :
+       {"SET default_transaction_read_only = off",
+        "set session default_transaction_read_only to off", "RESET default_transaction_read_only",
+        "RESET ALL", "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+        "SELECT set_config('default_transaction_read_only', 'off', false)"}) {
+    check_refused_everywhere(plugin, sql);
+  }
+  // Another node holds the lease now: a write through db_query would be an unfenced one.
+  set_lease(plugin.database(), "node-b", 8, 60000);
+  db::Rows rows;
+  CHECK(plugin.query("INSERT INTO t_direct_items (id) VALUES (1)", {}, &rows) == EMSNODE_ERROR);
+  CHECK(plugin.query("WITH w AS (INSERT INTO t_direct_items (id) VALUES (2) RETURNING id) "
+                     "SELECT id FROM w",
+                     {}, &rows) == EMSNODE_ERROR);
+  CHECK(plugin.count("t_direct_items") == 0);
+  // The core's own guard holds as well.
+  CHECK_THROWS(plugin.database().query("INSERT INTO t_direct_items (id) VALUES (3)"));
+  CHECK(plugin.count("t_direct_items") == 0);
+}
+
+TEST_CASE("a plugin cannot lift the statement timeout that bounds every call", "[security]") {
+  Plugin plugin;
+  for (const std::string sql :
+       {"SET statement_timeout = 0", "SET LOCAL statement_timeout = 0", "RESET statement_timeout",
+        "SET idle_in_transaction_session_timeout = 0",
+        "SELECT set_config('statement_timeout', '0', false)",
+        "SELECT * FROM (SELECT set_config('statement_timeout', '0', false)) AS s"}) {
+    check_refused_everywhere(plugin, sql);
+  }
+  if (plugin.backend() == "postgresql") {
+    // DbDir's connection: statement_timeout 2 s.
+    CHECK(plugin.database().query("SHOW statement_timeout").front().text(0) == "2s");
+    CHECK(plugin.database().query("SHOW default_transaction_read_only").front().text(0) == "on");
+  }
+}
+
+TEST_CASE("a plugin cannot end, open or split the node's transactions", "[security]") {
+  Plugin plugin;
+  REQUIRE(plugin.migrate(kItems) == EMSNODE_OK);
+  for (const std::string sql :
+       {"COMMIT", "END", "ROLLBACK", "BEGIN", "BEGIN IMMEDIATE", "START TRANSACTION", "SAVEPOINT s",
+        "RELEASE s", "ROLLBACK TO s", "ABORT"}) {
+    CAPTURE(sql);
+    db::Rows rows;
+    CHECK(plugin.query(sql, {}, &rows) == EMSNODE_ERROR);
+    // In a body, after a write: the statement is refused and the whole body rolls back, so what
+    // it wrote is not committed early, outside the fenced transaction.
+    CHECK(plugin.write([&](emsnode_db_txn* txn) {
+      if (insert_item(txn, 1) != EMSNODE_OK) return EMSNODE_ERROR;
+      Plugin::exec(txn, sql);
+      return EMSNODE_OK;
+    }) == EMSNODE_ERROR);
+    CHECK_THAT(plugin.last_error(), Catch::StartsWith("db_exec: ") && Catch::Contains("refused"));
+    CHECK(plugin.count("t_direct_items") == 0);
+  }
+  check_node_writes(plugin);
+}
+
+TEST_CASE("a plugin cannot write, alter or trigger on the core's tables or another plugin's",
+          "[security]") {
+  Plugin plugin;
+  REQUIRE(plugin.migrate(kItems) == EMSNODE_OK);
+  plugin.database().transaction(
+      [](db::Transaction& tx) { tx.exec("CREATE TABLE t_other_items (id BIGINT)"); });
+  for (const std::string sql : {
+           "UPDATE lease SET holder = 'node-x', epoch = 99 WHERE id = 1",
+           "update main.lease set expires_at_ms = 0",
+           "DELETE FROM nodes",
+           "INSERT INTO settings (key, value, updated_at_ms, updated_by, epoch) "
+           "VALUES ('fqdn', 'evil', 0, 'x', 0)",
+           "INSERT INTO \"settings\" (key, value, updated_at_ms, updated_by, epoch) "
+           "VALUES ('fqdn', 'evil', 0, 'x', 0)",
+           "DELETE FROM t_other_items",
+           "INSERT INTO t_other_items (id) SELECT id FROM t_direct_items",
+           "WITH d AS (DELETE FROM lease RETURNING epoch) SELECT epoch FROM d",
+           "CREATE TRIGGER t_direct_on_lease AFTER UPDATE ON lease "
+           "BEGIN DELETE FROM nodes; END",
+           "CREATE TRIGGER t_direct_spill AFTER INSERT ON t_direct_items "
+           "BEGIN DELETE FROM t_other_items; END",
+           "CREATE TABLE t_direct_pins (id TEXT REFERENCES nodes (id))",
+           "ALTER TABLE t_other_items ADD COLUMN extra BIGINT",
+           "DROP TABLE t_other_items",
+           "CREATE TEMP TABLE lease (id BIGINT)",
+           "CREATE TEMPORARY TABLE t_direct_scratch (id BIGINT)",
+       }) {
+    check_refused_everywhere(plugin, sql);
+    CAPTURE(sql);
+    CHECK(plugin.migrate({kItems[0], sql}) == EMSNODE_ERROR);
+  }
+  const db::Row lease =
+      plugin.database().query("SELECT holder, epoch FROM lease WHERE id = 1").front();
+  CHECK(lease.text(0) == "node-a");
+  CHECK(lease.integer(1) == 7);
+  CHECK(plugin.database().query("SELECT id FROM t_other_items").empty());
+  check_node_writes(plugin);
+}
+
+TEST_CASE("a plugin named store cannot drop or rewrite the store's catalog", "[security]") {
+  // Its prefix store_ covers the core's store_files, store_blobs, ...: the core's stay its own.
+  Plugin plugin("store");
+  for (const std::string sql :
+       {"DROP TABLE store_files", "DROP TABLE IF EXISTS store_blob_chunks",
+        "DROP INDEX store_files_location", "ALTER TABLE store_files ADD COLUMN x BIGINT",
+        "ALTER TABLE store_state RENAME TO store_old_state",
+        "CREATE INDEX store_by_size ON store_files (size)",
+        "CREATE TRIGGER store_spy AFTER INSERT ON store_files BEGIN SELECT 1; END"}) {
+    CAPTURE(sql);
+    CHECK(plugin.migrate({sql}) == EMSNODE_ERROR);
+    CHECK_THAT(plugin.last_error(), Catch::Contains("(the core's)"));
+  }
+  for (const std::string sql :
+       {"DELETE FROM store_files", "UPDATE store_state SET change_seq = 0",
+        "INSERT INTO store_changes (seq, key, kind, at_ms) VALUES (1, 'k', 'put', 0)"}) {
+    check_refused_everywhere(plugin, sql);
+  }
+  // The rest of its prefix is its own.
+  REQUIRE(plugin.migrate({"CREATE TABLE store_mine (id BIGINT)"}) == EMSNODE_OK);
+  CHECK(plugin.write([](emsnode_db_txn* txn) {
+    return Plugin::exec(txn, "INSERT INTO store_mine (id) VALUES (1)");
+  }) == EMSNODE_OK);
+  CHECK(plugin.database().query("SELECT COUNT(*) FROM store_files").front().integer(0) == 0);
+  CHECK(plugin.database().query("SELECT change_seq FROM store_state").size() == 1);
+}
+
+TEST_CASE("a plugin cannot read the core's tables", "[security]") {
+  Plugin plugin;
+  REQUIRE(plugin.migrate({"CREATE TABLE t_direct_x (id BIGINT)"}) == EMSNODE_OK);
+  for (const std::string sql :
+       {"SELECT holder, epoch FROM lease", "SELECT n.id FROM t_direct_x x, nodes n",
+        "SELECT key FROM public.settings", "SELECT 1 FROM t_direct_x JOIN store_files ON 1 = 1"}) {
+    CAPTURE(sql);
+    db::Rows rows;
+    CHECK(plugin.query(sql, {}, &rows) == EMSNODE_ERROR);
+    CHECK_THAT(plugin.last_error(), Catch::Contains("the core's"));
+    CHECK(rows.empty());
+  }
+}
+
+TEST_CASE("a plugin cannot read the core's tables through a view or another plugin's tables",
+          "[security][sqlite]") {
+  // SQLite's authorizer sees every table a statement reads, a view's included.
+  Plugin plugin;
+  plugin.database().transaction([](db::Transaction& tx) {
+    tx.exec("CREATE TABLE t_other_items (id BIGINT)");
+    tx.exec("CREATE VIEW t_direct_leases AS SELECT holder FROM lease");
+  });
+  for (const std::string sql :
+       {"SELECT holder FROM t_direct_leases", "SELECT id FROM t_other_items",
+        "SELECT (SELECT epoch FROM \"lease\")"}) {
+    CAPTURE(sql);
+    db::Rows rows;
+    CHECK(plugin.query(sql, {}, &rows) == EMSNODE_ERROR);
+    CHECK_THAT(plugin.last_error(), Catch::Contains("refused"));
+  }
+}
+
+TEST_CASE("a plugin's own SQL still runs: upserts, views, renames and drops of its tables") {
+  Plugin plugin;
+  const std::vector<std::string> steps = {
+      kItems[0],
+      "CREATE TABLE t_direct_log (id BIGINT, n BIGINT)",
+      "CREATE VIEW t_direct_big AS SELECT id FROM t_direct_items WHERE n > 1",
+      "CREATE INDEX t_direct_log_id ON t_direct_log (id)",
+      "ALTER TABLE t_direct_log RENAME TO t_direct_journal",
+      "DROP INDEX t_direct_log_id"};
+  const emsnode_status migrated = plugin.migrate(steps);
+  INFO(plugin.last_error());
+  REQUIRE(migrated == EMSNODE_OK);
+  CHECK(plugin.write([](emsnode_db_txn* txn) {
+    for (const char* sql :
+         {"INSERT INTO t_direct_items (id, n) VALUES (1, 2)",
+          "INSERT INTO t_direct_items (id, n) VALUES (1, 3) ON CONFLICT (id) DO UPDATE SET "
+          "n = excluded.n",
+          "UPDATE t_direct_items SET t = 'x' WHERE id = 1",
+          "INSERT INTO t_direct_journal (id, n) SELECT id, n FROM t_direct_items",
+          "DELETE FROM t_direct_journal WHERE n = 0"}) {
+      if (Plugin::exec(txn, sql) != EMSNODE_OK) return EMSNODE_ERROR;
+    }
+    return EMSNODE_OK;
+  }) == EMSNODE_OK);
+  INFO(plugin.last_error());
+  db::Rows rows;
+  REQUIRE(plugin.query("SELECT b.id, (SELECT CAST(COUNT(*) AS BIGINT) FROM t_direct_journal) "
+                       "FROM t_direct_big b",
+                       {}, &rows) == EMSNODE_OK);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].integer(0) == 1);
+  CHECK(rows[0].integer(1) == 1);
 }
 
 }  // namespace emsnode::host

@@ -109,6 +109,95 @@ TEST_CASE("a config with an unknown key is refused with FILE:LINE:COL and exit s
   CHECK_FALSE(std::filesystem::exists(dir / "var"));
 }
 
+// A PostgreSQL config for `check` (which does not connect): [database] with `extra` lines.
+std::filesystem::path postgres_config(const TempDir& dir, const std::string& url,
+                                      const std::string& extra) {
+  return dir.write("node.toml",
+                   "[node]\nid = \"n1\"\n[database]\nbackend = \"postgresql\"\n"
+                   "url = \"" +
+                       url + "\"\n" + extra);
+}
+
+TEST_CASE("a database server off loopback reached without server authentication is refused",
+          "[security]") {
+  TempDir dir;
+  for (const std::string mode : {"disable", "allow", "prefer"}) {
+    CAPTURE(mode);
+    const auto conf = postgres_config(dir, "postgresql://emsnode@db1.example:5432/emsnode",
+                                      "sslmode = \"" + mode + "\"\n");
+    for (const char* verb : {"check", "run"}) {
+      const auto result = run({kEmsnode, verb, "--conf", conf.string()}, dir.path());
+      CHECK(result.status == 2);
+      CHECK_THAT(result.err,
+                 Catch::StartsWith(conf.string() + ":6:11: [database] sslmode = \"" + mode +
+                                   "\" for the server db1.example, which is "
+                                   "not on loopback"));
+      CHECK_THAT(result.err, Catch::Contains("insecure = true"));
+    }
+  }
+  // Any of the servers a connection string lists counts.
+  const auto listed =
+      postgres_config(dir, "host=127.0.0.1,10.0.0.7 dbname=emsnode", "sslmode = \"prefer\"\n");
+  const auto listed_result = run({kEmsnode, "check", "--conf", listed.string()}, dir.path());
+  CHECK(listed_result.status == 2);
+  CHECK_THAT(listed_result.err, Catch::Contains("for the server 10.0.0.7, which is not on"));
+  // sslmode inside the url would be overridden by [database] sslmode: it is refused there.
+  const auto in_url =
+      postgres_config(dir, "postgresql://emsnode@db1.example/emsnode?sslmode=disable", "");
+  const auto in_url_result = run({kEmsnode, "check", "--conf", in_url.string()}, dir.path());
+  CHECK(in_url_result.status == 2);
+  CHECK_THAT(in_url_result.err,
+             Catch::StartsWith(in_url.string() + ":5:7: [database] url sets sslmode=disable"));
+}
+
+TEST_CASE(
+    "an unauthenticated database connection is accepted on loopback, or off it when "
+    "insecure is set") {
+  TempDir dir;
+  for (const auto& [url, extra] : std::vector<std::pair<std::string, std::string>>{
+           {"postgresql://emsnode@127.0.0.1:5432/emsnode", "sslmode = \"disable\"\n"},
+           {"postgresql://emsnode@localhost/emsnode", "sslmode = \"prefer\"\n"},
+           {"postgresql://emsnode@[::1]/emsnode", "sslmode = \"allow\"\n"},
+           {"host=/run/postgresql dbname=emsnode", "sslmode = \"disable\"\n"},
+           {"postgresql://emsnode@db1.example/emsnode", "sslmode = \"prefer\"\ninsecure = true\n"},
+           {"postgresql://emsnode@db1.example/emsnode", "sslmode = \"require\"\n"},
+           {"postgresql://emsnode@db1.example/emsnode", ""}}) {  // verify-full by default
+    CAPTURE(url, extra);
+    const auto conf = postgres_config(dir, url, extra);
+    const auto result = run({kEmsnode, "check", "--conf", conf.string()}, dir.path());
+    CHECK(result.err.empty());
+    CHECK(result.status == 0);
+  }
+}
+
+TEST_CASE("a statement timeout that is not below renew_deadline is refused with the reason",
+          "[security]") {
+  TempDir dir;
+  const auto conf = postgres_config(dir, "postgresql://emsnode@127.0.0.1/emsnode",
+                                    "statement_timeout = \"5s\"\n");
+  for (const char* verb : {"check", "run"}) {
+    const auto result = run({kEmsnode, verb, "--conf", conf.string()}, dir.path());
+    CHECK(result.status == 2);
+    CHECK_THAT(result.err,
+               Catch::StartsWith(conf.string() +
+                                 ":6:21: [database] statement_timeout (5000 ms) must be below "
+                                 "[role] renew_deadline (1200 ms)"));
+  }
+  // Not written: the default (1 s) against a lowered renew_deadline, reported at the latter.
+  const auto lowered = postgres_config(dir, "postgresql://emsnode@127.0.0.1/emsnode",
+                                       "[role]\nrenew_interval = \"200ms\"\n"
+                                       "renew_deadline = \"800ms\"\n");
+  const auto result = run({kEmsnode, "check", "--conf", lowered.string()}, dir.path());
+  CHECK(result.status == 2);
+  CHECK_THAT(result.err,
+             Catch::StartsWith(lowered.string() +
+                               ":8:18: [database] statement_timeout (1000 ms) must be below "
+                               "[role] renew_deadline (800 ms)"));
+  // The defaults agree with each other.
+  const auto defaults = postgres_config(dir, "postgresql://emsnode@127.0.0.1/emsnode", "");
+  CHECK(run({kEmsnode, "check", "--conf", defaults.string()}, dir.path()).status == 0);
+}
+
 TEST_CASE("an invalid plugin section is refused at its place in the node config") {
   TempDir dir;
   const auto conf =

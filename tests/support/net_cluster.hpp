@@ -194,7 +194,9 @@ class NetCluster {
     const std::string& address = node.host->address;
     return "[node]\nid = \"" + node.id + "\"\ndata_dir = \"" + (dir_.path() / node.id).string() +
            "\"\n\n[database]\nbackend = \"postgresql\"\nurl = \"" + postgres_.url(kDatabase) +
-           "\"\nmigrate = true\nconnect_timeout = \"1s\"\nstatement_timeout = \"1s\"\n\n"
+           "\"\nmigrate = true\nconnect_timeout = \"1s\"\nstatement_timeout = \"1s\"\n"
+           // The test's server, in a namespace of its own, has no certificate.
+           "sslmode = \"disable\"\ninsecure = true\n\n"
            "[store]\npath = \"" +
            (dir_.path() / "share").string() + "\"\n\n[log]\nconsole = false\nfile = \"" +
            node.log.string() + "\"\n\n[admin]\nlisten = \"" + address + ":" +

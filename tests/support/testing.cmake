@@ -32,11 +32,17 @@ if(EMSNODE_SANITIZE STREQUAL "thread")
   file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/tsan)
 endif()
 
+# Test cases tagged [security] (each named for the attack it stops) also get the label
+# `security`, beside their own: `ctest -L security` runs them all. Catch's discovery script cannot
+# set two labels (see below), so this script runs after it, in its place, and appends the
+# labels of those cases to the file it wrote. EMSNODE_CATCH_INNER_SCRIPT is the script it wraps.
+set(EMSNODE_SECURITY_LABEL_SCRIPT ${CMAKE_CURRENT_LIST_DIR}/security_labels.cmake)
+
 # emsnode_discover_tests(<target> [catch_discover_tests() arguments...] [LABEL <label>]
 #                        [PROPERTIES ...])
 # catch_discover_tests() with the skip marker; PROPERTIES, if any, must come last. One label at
 # most: Catch's discovery script flattens a list value, so "a;b" would set LABELS a and a property
-# named b (and shift every property after it).
+# named b (and shift every property after it); [security] cases get a second one (above).
 function(emsnode_discover_tests target)
   cmake_parse_arguments(arg "" "LABEL" "PROPERTIES" ${ARGN})
   target_link_libraries(${target} PRIVATE emsnode_test_skip)
@@ -47,6 +53,14 @@ function(emsnode_discover_tests target)
   if(arg_LABEL)
     set(label LABELS ${arg_LABEL})
   endif()
+  # One wrapper per wrapped script, written at configure time: the discovery script is run with
+  # `cmake -P` and learns nothing else.
+  string(MD5 inner_id "${_CATCH_DISCOVER_TESTS_SCRIPT}")
+  set(wrapper ${CMAKE_BINARY_DIR}/catch_add_tests_${inner_id}.cmake)
+  file(WRITE ${wrapper}
+    "set(EMSNODE_CATCH_INNER_SCRIPT \"${_CATCH_DISCOVER_TESTS_SCRIPT}\")\n"
+    "include(\"${EMSNODE_SECURITY_LABEL_SCRIPT}\")\n")
+  set(_CATCH_DISCOVER_TESTS_SCRIPT ${wrapper})
   catch_discover_tests(${target} ${arg_UNPARSED_ARGUMENTS}
     PROPERTIES SKIP_REGULAR_EXPRESSION "${EMSNODE_SKIP_MARKER}" ${label} ${arg_PROPERTIES})
 endfunction()
