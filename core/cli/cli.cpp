@@ -227,8 +227,8 @@ int main(int argc, char** argv) {
     }
     if (args.verb == "plugin") {
       if (args.command.empty()) {
-        throw UsageError("plugin " + args.plugin + " needs a COMMAND (emsnode help " + args.plugin +
-                         " lists them; if you meant a verb, it is not one)");
+        // A lone word is far more often a mistyped verb than a plugin without its command.
+        throw UsageError("unknown verb " + args.plugin);
       }
       return plugin_command_verb(require_conf(args), args.plugin, args.command, args.command_args,
                                  std::cout, std::cerr);

@@ -52,9 +52,13 @@ class Sandbox {
   // Copies the built test plugin `id` (library and plugin.toml) into `into`, by default the
   // sandbox's plugin directory. Returns the copy's folder.
   fs::path add(const std::string& id, const fs::path& into = {}) const {
+    return add_from(kBuiltPlugins, id, into);
+  }
+  // As add, from the built plugins in `built` rather than the usual folder.
+  fs::path add_from(const fs::path& built, const std::string& id, const fs::path& into = {}) const {
     const fs::path folder = (into.empty() ? plugin_dir() : into) / id;
     fs::create_directories(folder);
-    fs::copy(kBuiltPlugins / id, folder,
+    fs::copy(built / id, folder,
              fs::copy_options::recursive | fs::copy_options::overwrite_existing);
     return folder;
   }

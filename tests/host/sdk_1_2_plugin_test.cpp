@@ -56,7 +56,7 @@ bool refuses_connections(unsigned short port) {
 TEST_CASE("the echo plugin built against SDK 1.2 loads, serves while active and stops") {
   Sandbox box;
   LogCapture log(box.root() / "log.txt");
-  box.add("echo");
+  box.add_from(testing::kBuiltPlugins.parent_path() / "plugins_1_2", "echo");
   // Only the sandbox's directory: the built-in one holds the current build of echo.
   const unsigned short port = free_port();
   PluginHost host(
