@@ -579,8 +579,8 @@ TEMPLATE_TEST_CASE("a migration may name only the plugin's own tables, indexes a
         EMSNODE_ERROR);
   CHECK_THAT(plugin.last_error(),
              Catch::StartsWith("db_migrate: step 2 ") &&
-                 Catch::EndsWith("which is not this plugin's: its tables, indexes and views are "
-                                 "named t_conform_..."));
+                 Catch::EndsWith("which is not this plugin's: its tables, indexes, views and "
+                                 "triggers are named t_conform_..."));
 }
 
 TEMPLATE_TEST_CASE("a store key that would leave the plugin's folder is refused", "[conformance]",

@@ -1930,8 +1930,8 @@ class FakeHost {
       for (const std::string& name : ddl_names(copied.back())) {
         if (name.compare(0, prefix.size(), prefix) != 0) {
           return host.fail_call("db_migrate: step " + std::to_string(i + 1) + " touches \"" + name +
-                                "\", which is not this plugin's: its tables, indexes " +
-                                "and views are named " + prefix + "...");
+                                "\", which is not this plugin's: its tables, indexes, " +
+                                "views and triggers are named " + prefix + "...");
         }
       }
     }
