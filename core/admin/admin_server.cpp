@@ -696,12 +696,22 @@ class Router {
           json_error("plugin " + printable(route.key) + " has no command " + printable(route.name)),
           kJson);
     }
+    // Refused here, before a handler thread is taken: the one shape of arguments the host
+    // accepts, whatever the model behind the endpoint checks again. Blank is no arguments.
+    const std::string& body = request.body();
+    if (body.find_first_not_of(" \t\r\n") != std::string::npos &&
+        !nlohmann::json::parse(body, nullptr, false).is_object()) {
+      return reply(request, 400,
+                   json_error("the arguments must be a JSON object of argument names and values, "
+                              "as {\"file\": \"/tmp/x\"}"),
+                   kJson);
+    }
     // The token was checked before the route was looked up, as for every route but the probes:
     // a command that only reads may still read what an operator alone should see.
     // Not the arguments: they may hold secrets. The host logs the outcome (plugin.command).
     logger().info("admin.command",
                   {{"plugin", route.key}, {"command", route.name}, {"remote", remote}});
-    const CommandReply answer = model_.commands.run(route.key, route.name, request.body());
+    const CommandReply answer = model_.commands.run(route.key, route.name, body);
     if (!answer.not_active) return reply(request, answer.status, answer.body, kJson);
     return reply(request, answer.status, not_active_body(answer.body), kJson);
   }

@@ -27,9 +27,9 @@
 //   POST /store-migrate    ?to=blob|share: copy every file into a store of that backend,
 //                          verifying each, and report the counts
 //   GET  /plugins/ID/commands        the plugin's control commands and their arguments (JSON)
-//   POST /plugins/ID/commands/NAME   run one with the JSON object body as its arguments; the
-//                          token only when the command changes state; the answer is JSON (an
-//                          active-only command on a node that is not active: 409 naming the
+//   POST /plugins/ID/commands/NAME   run one with the JSON object body as its arguments (a body
+//                          that is not one: 400); the answer is JSON, its status the plugin's
+//                          (an active-only command on a node that is not active: 409 naming the
 //                          active node and its admin address, for the CLI to forward it)
 //
 // Who may call what is one rule, judged on a request's header before its route (Router::admit):

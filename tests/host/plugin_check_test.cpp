@@ -177,6 +177,74 @@ TEST_CASE("plugin-check gives a plugin a scratch file store, and none with --no-
   CHECK(contains(without.out, "no shared file store"));
 }
 
+TEST_CASE("plugin-check calls every command with valid arguments and sees invalid ones refused") {
+  Sandbox box;
+  const Completed result = plugin_check(box, {box.add("t-commander").string()});
+  INFO(result.out << result.err);
+  CHECK(result.status == 0);
+  // Built from the declarations: the required name "x", the first choice of fail's status.
+  CHECK(contains(result.out, "  command echo-args    ok "));
+  CHECK(contains(result.out,
+                 " ms  answered OK; refused a wrong type (name), an unknown argument, without "
+                 "name\n"));
+  // An error status is the plugin's answer to give, not a failure of the check.
+  CHECK(contains(result.out, "  command fail         ok "));
+  CHECK(contains(result.out,
+                 " ms  answered INVALID (failed with status invalid); refused a wrong type "
+                 "(status), an unknown argument, without status\n"));
+  CHECK(contains(result.out, "  command active       ok "));
+  CHECK(contains(result.out, " ms  answered OK; refused an unknown argument\n"));
+  // The commands for any node right after create, the active-only one once started.
+  const auto create = result.out.find("  create ");
+  const auto start = result.out.find("  start ");
+  REQUIRE(start != std::string::npos);
+  CHECK(create < result.out.find("  command echo-args "));
+  CHECK(result.out.find("  command fail ") < start);
+  CHECK(start < result.out.find("  command active "));
+  CHECK(result.out.find("  command active ") < result.out.find("  stop "));
+  CHECK(last_line(result.out) == "PASS t-commander 1.0.0: 13 steps, no failures, no leaks");
+}
+
+TEST_CASE("plugin-check fails a plugin whose command does not answer within the timeout") {
+  Sandbox box;
+  const auto began = std::chrono::steady_clock::now();
+  const Completed result =
+      plugin_check(box, {box.add("t-command-hangs").string(), "--command-timeout", "300ms"});
+  CHECK_WALL_CLOCK(std::chrono::steady_clock::now() - began < 10s);
+  INFO(result.out << result.err);
+  CHECK(result.status == 1);
+  CHECK(contains(result.out, "  command hang         TIMEOUT "));
+  CHECK(contains(result.out,
+                 "threads: not counted (a call was left running past the command timeout"));
+  CHECK(last_line(result.out) ==
+        "FAIL t-command-hangs 1.0.0: 1 problem(s): command hang: hang did not answer within "
+        "300ms");
+}
+
+TEST_CASE("plugin-check waits for a slow command within its timeout and passes it") {
+  Sandbox box;
+  const Completed result =
+      plugin_check(box, {box.add("t-command-hangs").string(), "--command-timeout", "5s"});
+  INFO(result.out << result.err);
+  CHECK(result.status == 0);
+  CHECK(contains(result.out, "  command hang         ok "));
+  CHECK(last_line(result.out) == "PASS t-command-hangs 1.0.0: 11 steps, no failures, no leaks");
+}
+
+TEST_CASE("plugin-check fails a plugin whose active-only command handler throws, and goes on") {
+  Sandbox box;
+  const Completed result = plugin_check(box, {box.add("t-command-throws").string()});
+  INFO(result.out << result.err);
+  CHECK(result.status == 1);
+  // Called with the least its bounds allow (count = 3), while started.
+  CHECK(contains(result.out, "  command explode      THREW "));
+  CHECK(contains(result.out, "refused a wrong type (count), an unknown argument, without count"));
+  CHECK(contains(result.out, "instance 2: create, stop without start, destroy"));
+  CHECK(last_line(result.out) ==
+        "FAIL t-command-throws 1.0.0: 1 problem(s): command explode: threw the handler crashed "
+        "(no exception may cross the C ABI)");
+}
+
 TEST_CASE("plugin-check --help documents its options and the config file format") {
   Sandbox box;
   const Completed result = plugin_check(box, {"--help"});
@@ -184,8 +252,9 @@ TEST_CASE("plugin-check --help documents its options and the config file format"
   CHECK(result.err.empty());
   CHECK(contains(result.out, "usage: emsnode-plugin-check LIB_OR_DIR"));
   for (const char* option :
-       {"--config FILE.toml", "--start-timeout", "--stop-deadline", "--no-database", "--no-store",
-        "--help", "[plugins.<id>]", "Exit status: 0 clean, 1 refused"}) {
+       {"--config FILE.toml", "--start-timeout", "--stop-deadline", "--command-timeout",
+        "--no-database", "--no-store", "--help", "[plugins.<id>]", "Every control command",
+        "Exit status: 0 clean, 1 refused"}) {
     CHECK(contains(result.out, option));
   }
 }

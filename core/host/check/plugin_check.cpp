@@ -19,11 +19,15 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <variant>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "config/schema.hpp"
 #include "db/database.hpp"
 #include "db/schema.hpp"
+#include "host/command_args.hpp"
 #include "host/executor.hpp"
 #include "host/host_error.hpp"
 #include "host/host_services.hpp"
@@ -39,11 +43,13 @@ namespace {
 namespace fs = std::filesystem;
 using emsnode::host::CallOutcome;
 using emsnode::host::CallResult;
+using nlohmann::json;
 using std::chrono::milliseconds;
 
 constexpr const char* kUsage =
     "usage: emsnode-plugin-check LIB_OR_DIR [--config FILE.toml] [--start-timeout DURATION]\n"
-    "                            [--stop-deadline DURATION] [--no-database] [--no-store]\n"
+    "                            [--stop-deadline DURATION] [--command-timeout DURATION]\n"
+    "                            [--no-database] [--no-store]\n"
     "       emsnode-plugin-check --help\n";
 
 constexpr const char* kHelp =
@@ -51,6 +57,16 @@ constexpr const char* kHelp =
     "role flips: instance 1 create, start, stop, start, stop, stop again, destroy; instance 2\n"
     "create, stop without start, destroy. Reports each step, timers left armed after stop and\n"
     "threads left running after destroy.\n"
+    "\n"
+    "Every control command that plugin.toml declares is called as a node calls it, by instance 1:\n"
+    "those that run on any node after create, the active_only ones after the first start. Each\n"
+    "once with valid arguments, built from their declaration (the default when there is one,\n"
+    "else the first choice or \"x\" for a string, the min, else the max, else 1 for a number,\n"
+    "false, \"1s\", \"x\" for a path or secret, \"127.0.0.1:1\" for an address): any answer\n"
+    "passes, an error status included, since it is the plugin's to give; a handler that throws\n"
+    "or does not answer within the command timeout fails. Then with invalid ones (a wrong type,\n"
+    "an unknown argument, a required one left out), which the host's argument check must refuse\n"
+    "before the handler runs.\n"
     "\n"
     "LIB_OR_DIR             the plugin's folder (holding plugin.toml and <id>.so) or its library\n"
     "--config FILE.toml     the plugin's config: the keys of its [plugins.<id>] section of\n"
@@ -60,6 +76,8 @@ constexpr const char* kHelp =
     "                       needs --config)\n"
     "--start-timeout D      how long start may take (default 10s); D as in node.toml: 500ms, 5s\n"
     "--stop-deadline D      how long stop may take before the plugin is faulted (default 5s)\n"
+    "--command-timeout D    how long a command may take to answer (default 30s, as a node's\n"
+    "                       [plugin_host] command_timeout)\n"
     "--no-database          give the plugin no shared database: its db calls fail\n"
     "--no-store             give the plugin no shared file store: its store calls fail\n"
     "--help                 this text\n"
@@ -75,6 +93,7 @@ struct Options {
   std::optional<fs::path> config;
   milliseconds start_timeout{10000};
   milliseconds stop_deadline{5000};
+  milliseconds command_timeout{30000};
   bool database = true;
   bool store = true;
   bool help = false;
@@ -91,13 +110,17 @@ std::optional<Options> parse_options(int argc, char** argv) {
       return options;
     } else if (arg == "--config" && has_value) {
       options.config = fs::absolute(argv[++i]);
-    } else if ((arg == "--start-timeout" || arg == "--stop-deadline") && has_value) {
+    } else if ((arg == "--start-timeout" || arg == "--stop-deadline" ||
+                arg == "--command-timeout") &&
+               has_value) {
       const auto duration = emsnode::config::parse_duration(argv[++i]);
       if (!duration) {
         std::cerr << arg << ": \"" << argv[i] << "\" is not a duration such as 500ms or 5s\n";
         return std::nullopt;
       }
-      (arg == "--start-timeout" ? options.start_timeout : options.stop_deadline) = *duration;
+      (arg == "--start-timeout"   ? options.start_timeout
+       : arg == "--stop-deadline" ? options.stop_deadline
+                                  : options.command_timeout) = *duration;
     } else if (arg == "--no-database") {
       options.database = false;
     } else if (arg == "--no-store") {
@@ -243,6 +266,100 @@ emsnode::config::Values plugin_values(const emsnode::host::Manifest& manifest,
   }
 }
 
+// A value of `field`'s declared type that its declaration accepts: its default when it has one,
+// else the least the bounds allow.
+json valid_value(const emsnode::config::Field& field) {
+  using emsnode::config::Type;
+  if (field.default_value && field.type != Type::secret) {
+    struct Visit {
+      json operator()(const std::string& s) const { return s; }
+      json operator()(std::int64_t n) const { return n; }
+      json operator()(double n) const { return n; }
+      json operator()(bool b) const { return b; }
+      json operator()(milliseconds d) const { return emsnode::config::format_duration(d); }
+      json operator()(const emsnode::config::Secret&) const { return "x"; }
+      json operator()(const std::vector<std::string>& items) const { return items; }
+    };
+    return std::visit(Visit{}, *field.default_value);
+  }
+  const std::optional<double> bound = field.min ? field.min : field.max;
+  switch (field.type) {
+    case Type::integer:
+      return bound ? static_cast<std::int64_t>(*bound) : std::int64_t{1};
+    case Type::floating:
+      return bound.value_or(1.0);
+    case Type::boolean:
+      return false;
+    case Type::duration:
+      return bound
+                 ? emsnode::config::format_duration(milliseconds(static_cast<std::int64_t>(*bound)))
+                 : std::string("1s");
+    case Type::address:
+      return "127.0.0.1:1";
+    case Type::strings:
+      return json::array({"x"});
+    case Type::string:
+      if (!field.choices.empty()) return field.choices.front();
+      return "x";
+    case Type::secret:
+    case Type::path:
+      return "x";
+  }
+  return "x";
+}
+
+// A value no field of `field`'s type accepts.
+json wrong_value(const emsnode::config::Field& field) {
+  using emsnode::config::Type;
+  const bool takes_text =
+      field.type != Type::integer && field.type != Type::floating && field.type != Type::boolean;
+  return takes_text ? json(true) : json("x");
+}
+
+// Arguments the host's check must refuse, each with what is wrong with it.
+struct InvalidArgs {
+  std::string what;
+  json args;
+};
+
+std::vector<InvalidArgs> invalid_args(const emsnode::host::CommandSpec& command,
+                                      const json& valid) {
+  std::vector<InvalidArgs> cases;
+  const std::vector<emsnode::config::Field>& fields = command.args.fields;
+  if (!fields.empty()) {
+    json wrong = valid;
+    wrong[fields.front().name] = wrong_value(fields.front());
+    cases.push_back({"a wrong type (" + fields.front().name + ")", std::move(wrong)});
+  }
+  json unknown = valid;
+  unknown["plugin_check_unknown"] = "x";
+  cases.push_back({"an unknown argument", std::move(unknown)});
+  for (const emsnode::config::Field& field : fields) {
+    if (!field.required) continue;
+    json missing = valid;
+    missing.erase(field.name);
+    cases.push_back({"without " + field.name, std::move(missing)});
+    break;
+  }
+  return cases;
+}
+
+std::string status_name(emsnode_status status) {
+  switch (status) {
+    case EMSNODE_OK:
+      return "OK";
+    case EMSNODE_INVALID:
+      return "INVALID";
+    case EMSNODE_NOT_FOUND:
+      return "NOT_FOUND";
+    case EMSNODE_FENCED:
+      return "FENCED";
+    case EMSNODE_ERROR:
+      return "ERROR";
+  }
+  return "status " + std::to_string(static_cast<int>(status));
+}
+
 // Runs the steps and collects what went wrong.
 class Checker {
  public:
@@ -265,7 +382,12 @@ class Checker {
   void run() {
     // The executor's thread is already running: it is part of the baseline.
     const std::size_t threads_before = count_threads();
-    std::cout << "instance 1: create, start, stop, start, stop, stop again, destroy\n";
+    std::cout << "instance 1: create, start, stop, start, stop, stop again, destroy"
+              << (library_.manifest.commands.empty()
+                      ? ""
+                      : "; its commands after create (any node) and the first start "
+                        "(active only)")
+              << "\n";
     cycle_first_instance();
     std::cout << "instance 2: create, stop without start, destroy\n";
     cycle_second_instance();
@@ -285,6 +407,8 @@ class Checker {
   void cycle_first_instance() {
     auto instance = make_instance();
     if (!step("create", instance->create())) return;
+    check_commands(*instance, false);
+    bool started_once = false;
     for (const char* name : {"start", "stop", "start", "stop", "stop again"}) {
       const bool is_start = std::string(name) == "start";
       // Each start is a promotion of the node: writes of this active period carry a new epoch.
@@ -292,8 +416,91 @@ class Checker {
       const CallOutcome outcome = is_start ? instance->start(options_.start_timeout)
                                            : instance->stop(options_.stop_deadline);
       if (!step(name, outcome)) return;
+      if (is_start && !started_once && outcome.result == CallResult::ok) {
+        started_once = true;
+        check_commands(*instance, true);
+      }
     }
     step("destroy", instance->destroy());
+  }
+
+  // Calls each command whose active_only is `active_only` as a node's host does: the argument
+  // check first, the handler only with what it accepted.
+  void check_commands(Instance& instance, bool active_only) {
+    for (const emsnode::host::CommandSpec& command : library_.manifest.commands) {
+      if (command.active_only == active_only) check_command(instance, command);
+    }
+  }
+
+  void check_command(Instance& instance, const emsnode::host::CommandSpec& command) {
+    ++steps_;
+    const std::string name = "command " + command.name;
+    json valid = json::object();
+    for (const emsnode::config::Field& field : command.args.fields)
+      valid[field.name] = valid_value(field);
+
+    std::string verdict = "ok";
+    std::string detail;
+    milliseconds elapsed{0};
+    emsnode::config::Values args;
+    bool checked = false;
+    try {
+      args = emsnode::host::check_command_args(command, valid, cluster_.path());
+      checked = true;
+    } catch (const emsnode::host::CommandArgsError& e) {
+      // A further rule of the declaration that the built values do not meet: not the plugin's
+      // fault, and nothing to call it with.
+      verdict = "SKIPPED";
+      detail = "no valid arguments could be built: " + std::string(e.what());
+    }
+    if (checked) {
+      const emsnode::host::CommandOutcome outcome =
+          instance.run_command(command, std::move(args), options_.command_timeout);
+      elapsed = outcome.elapsed;
+      using emsnode::host::CommandResult;
+      switch (outcome.result) {
+        case CommandResult::answered:
+          detail = "answered " + status_name(outcome.status) +
+                   (outcome.status == EMSNODE_OK ? "" : " (" + outcome.error + ")");
+          break;
+        case CommandResult::timed_out:
+          verdict = "TIMEOUT";
+          command_running_ = true;
+          break;
+        case CommandResult::threw:
+          verdict = "THREW";
+          break;
+        case CommandResult::busy:
+          verdict = "BUSY";
+          command_running_ = true;
+          break;
+        case CommandResult::not_started:
+          verdict = "REFUSED";
+          break;
+      }
+      if (outcome.result != CommandResult::answered) {
+        detail = outcome.error;
+        problems_.push_back(name + ": " + outcome.error);
+      }
+    }
+
+    std::string refused;
+    for (const InvalidArgs& invalid : invalid_args(command, valid)) {
+      try {
+        emsnode::host::check_command_args(command, invalid.args, cluster_.path());
+        if (verdict == "ok" || verdict == "SKIPPED") verdict = "ACCEPTED";
+        const std::string accepted = "the argument check accepted " + invalid.what;
+        detail += "; " + accepted;
+        problems_.push_back(name + ": " + accepted);
+      } catch (const emsnode::host::CommandArgsError&) {
+        refused += (refused.empty() ? "" : ", ") + invalid.what;
+      }
+    }
+    if (!refused.empty()) detail += "; refused " + refused;
+    char line[64];
+    std::snprintf(line, sizeof line, "  %-20s %-8s %6lld ms", name.c_str(), verdict.c_str(),
+                  static_cast<long long>(elapsed.count()));
+    std::cout << line << "  " << detail << "\n";
   }
 
   void cycle_second_instance() {
@@ -342,9 +549,11 @@ class Checker {
   }
 
   void check_threads(std::size_t before) {
-    if (faulted_) {
+    if (faulted_ || command_running_) {
       cluster_.keep_until_exit();
-      std::cout << "threads: not counted (a call was abandoned and may still run)\n";
+      std::cout << "threads: not counted (a call was "
+                << (faulted_ ? "abandoned" : "left running past the command timeout")
+                << " and may still run)\n";
       return;
     }
     // A plugin thread that was told to end in stop may take a moment to be gone.
@@ -372,6 +581,7 @@ class Checker {
   std::vector<std::string> problems_;
   std::size_t steps_ = 0;
   bool faulted_ = false;
+  bool command_running_ = false;  // a handler past the command timeout may still run
 };
 
 int verdict(const std::string& who, const std::vector<std::string>& problems, std::size_t steps) {
