@@ -333,7 +333,8 @@ TEST_CASE("an authenticated scan of every admin route answers the expected statu
       {"GET", "/store-stat/k", 401, 401, 200, 401},
       {"DELETE", "/store/k", 401, 401, 200, 401},
       {"POST", "/store-migrate?to=blob", 401, 401, 200, 401},
-      {"GET", "/plugins/mq/commands", 401, 401, 404, 401},
+      // Authorized, then 503: the fake node behind this endpoint serves no plugin commands.
+      {"GET", "/plugins/mq/commands", 401, 401, 503, 401},
       {"GET", "/no-such-route", 401, 401, 404, 401},
       {"GET", "/healthz/no-such-probe", 404, 404, 404, 404},
   };
