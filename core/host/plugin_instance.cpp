@@ -22,11 +22,16 @@ const char* const kNotStdException = "an exception that is not a std::exception"
 // its threads may call host services for as long as the process lives. So the context is never
 // freed, not even by the exit's static destructors: its task group's timers belong to an executor
 // long gone by then, and freeing them aborted the exit.
-void keep_until_exit(std::shared_ptr<PluginContext> context) {
+// The plugin's instance is kept with it: never destroyed, yet still the plugin's, not a leak.
+void keep_until_exit(std::shared_ptr<PluginContext> context, void* instance) {
+  struct Kept {
+    std::shared_ptr<PluginContext> context;
+    void* instance;
+  };
   static std::mutex mutex;
-  static auto& kept = *new std::vector<std::shared_ptr<PluginContext>>;  // immortal on purpose
+  static auto& kept = *new std::vector<Kept>;  // immortal on purpose
   std::lock_guard<std::mutex> lock(mutex);
-  kept.push_back(std::move(context));
+  kept.push_back({std::move(context), instance});
 }
 
 std::string no_reason(const char* call) {
@@ -141,7 +146,7 @@ void PluginInstance::abandon(Call& call) {
 void PluginInstance::fault() {
   faulted_ = true;
   pin_library(library_);
-  keep_until_exit(context_);
+  keep_until_exit(context_, instance_);
 }
 
 CallOutcome PluginInstance::create() {
@@ -288,7 +293,7 @@ CallOutcome PluginInstance::stop(milliseconds deadline) {
 
 void PluginInstance::keep_loaded() {
   pin_library(library_);
-  keep_until_exit(context_);
+  keep_until_exit(context_, instance_);
 }
 
 CallOutcome PluginInstance::destroy(milliseconds command_wait) {

@@ -184,9 +184,11 @@ class ScratchCluster {
   ~ScratchCluster() {
     if (!in_use_after_exit_) return;
     // A faulted plugin's abandoned call may still be running and use them: keep them until the
-    // process exits (the folder goes with dir_ all the same).
-    static_cast<void>(store_.release());
-    static_cast<void>(database_.release());
+    // process exits (the folder goes with dir_ all the same), where they stay reachable.
+    static auto& kept_stores = *new std::vector<std::unique_ptr<emsnode::store::FileStore>>;
+    static auto& kept_databases = *new std::vector<std::unique_ptr<emsnode::db::Database>>;
+    kept_stores.push_back(std::move(store_));
+    kept_databases.push_back(std::move(database_));
   }
 
   // Takes the lease afresh (releasing the one held), as a node's promotion does: a new epoch.
